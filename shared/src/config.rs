@@ -1,0 +1,274 @@
+//! Configuration: environment variables, overridden by flags (clap), plus an optional TOML file
+//! (`--config`) for routing rules and event filters. Everything is validated once at start; a bad
+//! value stops the process with the key and the reason.
+//!
+//! Each binary flattens the argument groups it needs ([`CommonArgs`] for everyone); after parsing,
+//! strings become types ([`QueueBackend`], [`crate::signature::WebhookSecrets`]) and the rest of the
+//! code never looks at raw strings again.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use url::Url;
+
+use crate::claim::ClaimStore;
+use crate::queue::embedded::{EmbeddedOptions, EmbeddedQueue};
+use crate::queue::sqs::{SqsOptions, SqsQueue};
+use crate::queue::{Queue, QueueError};
+
+/// A configuration problem, reported as `<key>: <reason>`.
+#[derive(Debug, thiserror::Error)]
+#[error("{key}: {reason}")]
+pub struct ConfigError {
+    pub key: String,
+    pub reason: String,
+}
+
+impl ConfigError {
+    pub fn new(key: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self {
+            key: key.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Settings every process needs: where the queue is and where local state lives.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CommonArgs {
+    /// Embedded queue, embedded store, spool, claims and audit trail live here.
+    #[arg(long, env = "HOOKBRIDGE_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    /// Use this SQS queue; unset means the embedded durable queue in the data dir.
+    #[arg(long, env = "SQS_QUEUE_URL", value_parser = parse_http_url)]
+    pub sqs_queue_url: Option<Url>,
+
+    /// The dead-letter queue; default: read from the main queue's RedrivePolicy.
+    #[arg(long, env = "SQS_DLQ_URL", value_parser = parse_http_url)]
+    pub sqs_dlq_url: Option<Url>,
+
+    /// Embedded queue: a message received this many times without being deleted is dead-lettered.
+    #[arg(long, env = "HOOKBRIDGE_MAX_RECEIVE_COUNT", default_value_t = 5,
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub max_receive_count: u32,
+
+    /// Where payloads too large for a queue message are kept (claim checks); must be shared by
+    /// ingest and workers. Default: `<data dir>/claims`.
+    #[arg(long, env = "HOOKBRIDGE_CLAIM_DIR")]
+    pub claim_dir: Option<PathBuf>,
+
+    /// TOML file with routing rules and event filters.
+    #[arg(long = "config", env = "HOOKBRIDGE_CONFIG")]
+    pub config_file: Option<PathBuf>,
+}
+
+/// Where events are queued, decided once from the configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QueueBackend {
+    Sqs {
+        queue_url: Url,
+        dlq_url: Option<Url>,
+    },
+    Embedded {
+        path: PathBuf,
+    },
+}
+
+/// The embedded queue's file name inside the data dir.
+pub const EMBEDDED_QUEUE_FILE: &str = "queue.db";
+
+impl CommonArgs {
+    pub fn queue_backend(&self) -> QueueBackend {
+        match &self.sqs_queue_url {
+            Some(url) => QueueBackend::Sqs {
+                queue_url: url.clone(),
+                dlq_url: self.sqs_dlq_url.clone(),
+            },
+            None => QueueBackend::Embedded {
+                path: self.data_dir.join(EMBEDDED_QUEUE_FILE),
+            },
+        }
+    }
+
+    /// Opens the configured queue.
+    ///
+    /// # Errors
+    /// [`QueueError`] when the embedded database cannot be opened or SQS cannot be reached.
+    pub async fn open_queue(&self) -> Result<Queue, QueueError> {
+        match self.queue_backend() {
+            QueueBackend::Sqs { queue_url, dlq_url } => Ok(Queue::Sqs(
+                SqsQueue::connect(SqsOptions {
+                    queue_url: queue_url.to_string(),
+                    dlq_url: dlq_url.map(|u| u.to_string()),
+                })
+                .await?,
+            )),
+            QueueBackend::Embedded { path } => {
+                let mut options = EmbeddedOptions::in_dir(&self.data_dir, EMBEDDED_QUEUE_FILE);
+                options.path = path;
+                options.max_receive_count = self.max_receive_count;
+                Ok(Queue::Embedded(EmbeddedQueue::open(options)?))
+            }
+        }
+    }
+
+    pub fn claim_store(&self) -> ClaimStore {
+        ClaimStore::new(
+            self.claim_dir
+                .clone()
+                .unwrap_or_else(|| self.data_dir.join("claims")),
+        )
+    }
+
+    /// Reads the optional TOML file.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the file, line and reason when it cannot be read or parsed.
+    pub fn file_config(&self) -> Result<FileConfig, ConfigError> {
+        match &self.config_file {
+            Some(path) => FileConfig::load(path),
+            None => Ok(FileConfig::default()),
+        }
+    }
+}
+
+/// Accepts only absolute `http`/`https` URLs.
+///
+/// # Errors
+/// A one-line reason for clap to print.
+pub fn parse_http_url(value: &str) -> Result<Url, String> {
+    let url = Url::parse(value).map_err(|e| format!("not a URL ({e})"))?;
+    match url.scheme() {
+        "http" | "https" if url.host().is_some() => Ok(url),
+        "http" | "https" => Err("URL has no host".into()),
+        other => Err(format!("URL scheme must be http or https, not {other}")),
+    }
+}
+
+/// Parses a duration in whole seconds, for flags like `--visibility-timeout`.
+///
+/// # Errors
+/// A one-line reason for clap to print.
+pub fn parse_seconds(value: &str) -> Result<Duration, String> {
+    value
+        .trim()
+        .parse::<u64>()
+        .map(Duration::from_secs)
+        .map_err(|_| format!("expected a whole number of seconds, got {value:?}"))
+}
+
+/// Reads an environment variable under an older name when the primary one was not set (the
+/// aliases in INTERFACE.md, such as `JIRA_URL` for `JIRA_BASE_URL`).
+pub fn env_alias(alias: &str) -> Option<String> {
+    std::env::var(alias).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// The optional TOML file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    #[serde(default)]
+    pub ingest: IngestFilters,
+    /// Routing rules for GitHub → Jira (see [`crate::routing`]).
+    #[serde(default)]
+    pub routes: Vec<crate::routing::RouteRule>,
+}
+
+/// Which events the ingest enqueues; the others are answered `200 {"status":"ignored"}`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestFilters {
+    /// GitHub `X-GitHub-Event` values to enqueue; `"*"` takes all.
+    #[serde(default = "default_github_events")]
+    pub github_events: Vec<String>,
+    /// Jira `webhookEvent` values to enqueue; `"*"` takes all.
+    #[serde(default = "default_jira_events")]
+    pub jira_events: Vec<String>,
+}
+
+fn default_github_events() -> Vec<String> {
+    vec!["issues".into(), "issue_comment".into()]
+}
+
+fn default_jira_events() -> Vec<String> {
+    vec!["*".into()]
+}
+
+impl Default for IngestFilters {
+    fn default() -> Self {
+        Self {
+            github_events: default_github_events(),
+            jira_events: default_jira_events(),
+        }
+    }
+}
+
+impl IngestFilters {
+    pub fn wants_github(&self, event: &str) -> bool {
+        self.github_events.iter().any(|e| e == "*" || e == event)
+    }
+
+    pub fn wants_jira(&self, event: &str) -> bool {
+        self.jira_events.iter().any(|e| e == "*" || e == event)
+    }
+}
+
+impl FileConfig {
+    /// # Errors
+    /// [`ConfigError`] with the file name as key and `line N: reason` when invalid.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let key = path.display().to_string();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::new(&key, format!("cannot read: {e}")))?;
+        Self::parse(&text).map_err(|reason| ConfigError::new(key, reason))
+    }
+
+    /// # Errors
+    /// `line N, column M: reason` when the text is not a valid configuration.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        toml::from_str(text).map_err(|e| describe_toml_error(text, &e))
+    }
+}
+
+/// Turns a TOML error into one line: `line N, column M: message`.
+pub fn describe_toml_error(text: &str, error: &toml::de::Error) -> String {
+    let message = error.message().trim().replace('\n', " ");
+    match error.span() {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+            format!("line {line}, column {column}: {message}")
+        }
+        None => message,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_validation() {
+        assert!(parse_http_url("http://127.0.0.1:9324/000/q").is_ok());
+        assert!(parse_http_url("ftp://x").unwrap_err().contains("scheme"));
+        assert!(
+            parse_http_url("not a url")
+                .unwrap_err()
+                .contains("not a URL")
+        );
+    }
+
+    #[test]
+    fn file_errors_name_the_line() {
+        let err =
+            FileConfig::parse("[ingest]\ngithub_events = [\"issues\"]\nbogus = 1\n").unwrap_err();
+        assert!(err.starts_with("line 3"), "{err}");
+        let ok = FileConfig::parse("[ingest]\ngithub_events = [\"*\"]\n").unwrap();
+        assert!(ok.ingest.wants_github("push"));
+        assert!(FileConfig::default().ingest.wants_github("issues"));
+        assert!(!FileConfig::default().ingest.wants_github("push"));
+    }
+}

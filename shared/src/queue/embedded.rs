@@ -1,0 +1,529 @@
+//! The embedded durable queue: SQLite in WAL mode with `synchronous=FULL`, in one file that the
+//! ingest and any number of worker processes on the same machine open at once.
+//!
+//! Why SQLite: it is a proven storage engine whose transactions survive `kill -9` of any process
+//! (and, with `synchronous=FULL`, power loss), and its file locking makes several processes safe
+//! without a broker. Sends go through one writer thread per process that commits everything waiting
+//! in one transaction (group commit), so the cost of an fsync is shared by all concurrent requests.
+//!
+//! Semantics mirror SQS: receiving makes a message invisible for the visibility timeout and
+//! increments its receive count; a message that was already received `max_receive_count` times is
+//! moved to the `dead_letters` table instead of being handed out again.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc as std_mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use chrono::{DateTime, TimeZone, Utc};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use tokio::sync::{Notify, oneshot};
+
+use super::{DeadLetter, QueueError, ReceiptHandle, ReceiveOptions, Received};
+
+/// Most messages one group commit writes.
+const MAX_GROUP: usize = 1024;
+/// Most bytes one group commit writes (a single larger message still goes alone).
+const MAX_GROUP_BYTES: usize = 64 * 1024 * 1024;
+
+/// How an embedded queue is opened.
+#[derive(Debug, Clone)]
+pub struct EmbeddedOptions {
+    /// The SQLite file; its directory is created if missing.
+    pub path: PathBuf,
+    /// A message received this many times goes to the dead-letter store on its next receive.
+    pub max_receive_count: u32,
+    /// How often a long poll looks for messages sent by other processes (sends from this process
+    /// wake it at once).
+    pub poll_interval: Duration,
+}
+
+impl EmbeddedOptions {
+    /// The queue file in a data dir, with default limits.
+    pub fn in_dir(dir: &Path, file: &str) -> Self {
+        Self {
+            path: dir.join(file),
+            max_receive_count: 5,
+            poll_interval: Duration::from_millis(50),
+        }
+    }
+}
+
+struct WriteJob {
+    body: Bytes,
+    reply: oneshot::Sender<Result<String, QueueError>>,
+}
+
+struct Inner {
+    path: PathBuf,
+    writer: Mutex<std_mpsc::Sender<WriteJob>>,
+    conn: Mutex<Connection>,
+    notify: Arc<Notify>,
+    max_receive_count: u32,
+    poll_interval: Duration,
+    /// Group commits made by this process (for metrics and the benchmark).
+    commits: Arc<AtomicU64>,
+}
+
+/// A durable SQLite-backed queue; cheap to clone.
+#[derive(Clone)]
+pub struct EmbeddedQueue {
+    inner: Arc<Inner>,
+}
+
+fn unavailable(e: impl std::fmt::Display) -> QueueError {
+    QueueError::Unavailable(e.to_string())
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
+
+fn to_time(ms: i64) -> Option<DateTime<Utc>> {
+    Utc.timestamp_millis_opt(ms).single()
+}
+
+fn open_connection(path: &Path) -> Result<Connection, QueueError> {
+    let conn =
+        Connection::open(path).map_err(|e| unavailable(format!("open {}: {e}", path.display())))?;
+    conn.busy_timeout(Duration::from_secs(10))
+        .map_err(unavailable)?;
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(unavailable)?;
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(unavailable)?;
+    Ok(conn)
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS messages (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    body BLOB NOT NULL,
+    sent_at INTEGER NOT NULL,
+    visible_at INTEGER NOT NULL,
+    receive_count INTEGER NOT NULL DEFAULT 0,
+    receipt TEXT,
+    last_error TEXT
+);
+CREATE INDEX IF NOT EXISTS messages_by_visibility ON messages (visible_at, seq);
+CREATE TABLE IF NOT EXISTS dead_letters (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    body BLOB NOT NULL,
+    sent_at INTEGER NOT NULL,
+    receive_count INTEGER NOT NULL,
+    dead_at INTEGER NOT NULL,
+    last_error TEXT
+);
+";
+
+impl EmbeddedQueue {
+    /// Opens (creating if needed) the queue file and starts this process's group-commit writer.
+    ///
+    /// # Errors
+    /// [`QueueError::Unavailable`] when the directory or database cannot be created or opened.
+    pub fn open(options: EmbeddedOptions) -> Result<Self, QueueError> {
+        if let Some(dir) = options.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| unavailable(format!("create {}: {e}", dir.display())))?;
+        }
+        let conn = open_connection(&options.path)?;
+        conn.execute_batch(SCHEMA).map_err(unavailable)?;
+        let writer_conn = open_connection(&options.path)?;
+        let notify = Arc::new(Notify::new());
+        let (tx, rx) = std_mpsc::channel();
+        let writer_notify = notify.clone();
+        let commits = Arc::new(AtomicU64::new(0));
+        let writer_commits = commits.clone();
+        std::thread::Builder::new()
+            .name("hookbridge-queue-writer".into())
+            .spawn(move || group_commit_writer(writer_conn, rx, writer_notify, writer_commits))
+            .map_err(unavailable)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                path: options.path,
+                writer: Mutex::new(tx),
+                conn: Mutex::new(conn),
+                notify,
+                max_receive_count: options.max_receive_count.max(1),
+                poll_interval: options.poll_interval,
+                commits,
+            }),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    pub fn max_message_bytes(&self) -> Option<usize> {
+        None
+    }
+
+    /// Send transactions (group commits) this process has made.
+    pub fn write_calls(&self) -> u64 {
+        self.inner.commits.load(Ordering::Relaxed)
+    }
+
+    pub async fn send(&self, body: Bytes) -> Result<String, QueueError> {
+        let (reply, rx) = oneshot::channel();
+        self.inner
+            .writer
+            .lock()
+            .map_err(unavailable)?
+            .send(WriteJob { body, reply })
+            .map_err(|_| unavailable("queue writer stopped"))?;
+        rx.await.map_err(|_| unavailable("queue writer stopped"))?
+    }
+
+    pub async fn send_batch(&self, bodies: Vec<Bytes>) -> Vec<Result<String, QueueError>> {
+        // Queued together, these almost always land in one group commit.
+        let pending: Vec<_> = bodies.into_iter().map(|b| self.send(b)).collect();
+        futures_util::future::join_all(pending).await
+    }
+
+    /// Runs `f` with this process's connection on the blocking pool.
+    async fn with_conn<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection, &Inner) -> Result<T, QueueError> + Send + 'static,
+    ) -> Result<T, QueueError> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = inner.conn.lock().map_err(unavailable)?;
+            f(&mut conn, &inner)
+        })
+        .await
+        .map_err(unavailable)?
+    }
+
+    pub async fn receive(&self, opts: ReceiveOptions) -> Result<Vec<Received>, QueueError> {
+        let deadline = tokio::time::Instant::now() + opts.wait;
+        loop {
+            let notified = self.inner.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let got = self
+                .with_conn(move |conn, inner| receive_now(conn, inner.max_receive_count, opts))
+                .await?;
+            let now = tokio::time::Instant::now();
+            if !got.is_empty() || now >= deadline {
+                return Ok(got);
+            }
+            let nap = self.inner.poll_interval.min(deadline - now);
+            tokio::select! {
+                _ = notified => {}
+                _ = tokio::time::sleep(nap) => {}
+            }
+        }
+    }
+
+    pub async fn delete(&self, handle: &ReceiptHandle) -> Result<(), QueueError> {
+        self.delete_batch(std::slice::from_ref(handle))
+            .await
+            .pop()
+            .unwrap_or(Ok(()))
+    }
+
+    /// Deletes are idempotent like SQS's: a receipt that is no longer current deletes nothing and
+    /// is not an error (the message was redelivered and its new holder settles it).
+    pub async fn delete_batch(&self, handles: &[ReceiptHandle]) -> Vec<Result<(), QueueError>> {
+        let parsed: Vec<Result<(String, String), QueueError>> =
+            handles.iter().map(split_handle).collect();
+        let count = parsed.len();
+        let outcome = self
+            .with_conn(move |conn, _| {
+                let tx = conn
+                    .transaction_with_behavior(TransactionBehavior::Immediate)
+                    .map_err(unavailable)?;
+                let mut results = Vec::with_capacity(parsed.len());
+                for handle in parsed {
+                    results.push(match handle {
+                        Ok((id, receipt)) => tx
+                            .execute(
+                                "DELETE FROM messages WHERE id = ?1 AND receipt = ?2",
+                                params![id, receipt],
+                            )
+                            .map(|_| ())
+                            .map_err(unavailable),
+                        Err(e) => Err(e),
+                    });
+                }
+                tx.commit().map_err(unavailable)?;
+                Ok(results)
+            })
+            .await;
+        match outcome {
+            Ok(results) => results,
+            Err(e) => (0..count)
+                .map(|_| Err(QueueError::Unavailable(e.to_string())))
+                .collect(),
+        }
+    }
+
+    pub async fn change_visibility(
+        &self,
+        handle: &ReceiptHandle,
+        timeout: Duration,
+    ) -> Result<(), QueueError> {
+        let (id, receipt) = split_handle(handle)?;
+        let changed = self
+            .with_conn(move |conn, _| {
+                let visible_at = now_ms() + timeout.as_millis() as i64;
+                conn.execute(
+                    "UPDATE messages SET visible_at = ?1 WHERE id = ?2 AND receipt = ?3",
+                    params![visible_at, id, receipt],
+                )
+                .map_err(unavailable)
+            })
+            .await?;
+        if changed == 0 {
+            return Err(QueueError::Rejected(
+                "receipt is no longer current (message deleted or received again)".into(),
+            ));
+        }
+        if timeout.is_zero() {
+            self.inner.notify.notify_waiters();
+        }
+        Ok(())
+    }
+
+    pub async fn dead_letter(&self, message: &Received, reason: &str) -> Result<(), QueueError> {
+        let (id, receipt) = split_handle(&message.handle)?;
+        let reason = reason.to_owned();
+        let moved = self
+            .with_conn(move |conn, _| {
+                let tx = conn
+                    .transaction_with_behavior(TransactionBehavior::Immediate)
+                    .map_err(unavailable)?;
+                let moved = tx
+                    .execute(
+                        "INSERT OR REPLACE INTO dead_letters
+                             (id, body, sent_at, receive_count, dead_at, last_error)
+                         SELECT id, body, sent_at, receive_count, ?1, ?2
+                         FROM messages WHERE id = ?3 AND receipt = ?4",
+                        params![now_ms(), reason, id, receipt],
+                    )
+                    .map_err(unavailable)?;
+                tx.execute(
+                    "DELETE FROM messages WHERE id = ?1 AND receipt = ?2",
+                    params![id, receipt],
+                )
+                .map_err(unavailable)?;
+                tx.commit().map_err(unavailable)?;
+                Ok(moved)
+            })
+            .await?;
+        if moved == 0 {
+            return Err(QueueError::Rejected(
+                "receipt is no longer current (message deleted or received again)".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    pub async fn check_ready(&self) -> Result<(), QueueError> {
+        self.with_conn(|conn, _| {
+            conn.query_row("SELECT count(*) FROM dead_letters", [], |_| Ok(()))
+                .map_err(unavailable)
+        })
+        .await
+    }
+
+    pub async fn dead_letters(&self, max: usize) -> Result<Vec<DeadLetter>, QueueError> {
+        self.with_conn(move |conn, _| {
+            let mut stmt = conn
+                .prepare(
+                    "SELECT id, body, receive_count, sent_at, last_error
+                     FROM dead_letters ORDER BY seq LIMIT ?1",
+                )
+                .map_err(unavailable)?;
+            let rows = stmt
+                .query_map(params![max as i64], |row| {
+                    Ok(DeadLetter {
+                        id: row.get(0)?,
+                        body: Bytes::from(row.get::<_, Vec<u8>>(1)?),
+                        receive_count: row.get(2)?,
+                        sent_at: to_time(row.get(3)?),
+                        last_error: row.get(4)?,
+                    })
+                })
+                .map_err(unavailable)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(unavailable)
+        })
+        .await
+    }
+
+    /// Messages waiting or in flight (not dead-lettered); for tests and metrics.
+    ///
+    /// # Errors
+    /// [`QueueError::Unavailable`] when the database cannot be read.
+    pub async fn depth(&self) -> Result<u64, QueueError> {
+        self.with_conn(|conn, _| {
+            conn.query_row("SELECT count(*) FROM messages", [], |r| r.get::<_, i64>(0))
+                .map(|n| n as u64)
+                .map_err(unavailable)
+        })
+        .await
+    }
+}
+
+fn split_handle(handle: &ReceiptHandle) -> Result<(String, String), QueueError> {
+    handle
+        .0
+        .split_once('/')
+        .map(|(id, receipt)| (id.to_owned(), receipt.to_owned()))
+        .ok_or_else(|| QueueError::Rejected("malformed receipt handle".into()))
+}
+
+/// One receive attempt without waiting. Takes the write lock only when something is visible.
+fn receive_now(
+    conn: &mut Connection,
+    max_receive_count: u32,
+    opts: ReceiveOptions,
+) -> Result<Vec<Received>, QueueError> {
+    let now = now_ms();
+    let any_visible: Option<i64> = conn
+        .query_row(
+            "SELECT seq FROM messages WHERE visible_at <= ?1 LIMIT 1",
+            params![now],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(unavailable)?;
+    if any_visible.is_none() {
+        return Ok(Vec::new());
+    }
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(unavailable)?;
+    let now = now_ms();
+    let visible_at = now + opts.visibility.as_millis() as i64;
+    let want = opts.max_messages.max(1);
+    let mut out = Vec::with_capacity(want);
+    loop {
+        let candidates: Vec<(String, Vec<u8>, i64, u32)> = {
+            let mut stmt = tx
+                .prepare_cached(
+                    "SELECT id, body, sent_at, receive_count FROM messages
+                     WHERE visible_at <= ?1 ORDER BY visible_at, seq LIMIT ?2",
+                )
+                .map_err(unavailable)?;
+            stmt.query_map(params![now, (want - out.len()) as i64], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })
+            .map_err(unavailable)?
+            .collect::<Result<_, _>>()
+            .map_err(unavailable)?
+        };
+        if candidates.is_empty() {
+            break;
+        }
+        for (id, body, sent_at, receive_count) in candidates {
+            if receive_count >= max_receive_count {
+                tx.execute(
+                    "INSERT OR REPLACE INTO dead_letters
+                         (id, body, sent_at, receive_count, dead_at, last_error)
+                     SELECT id, body, sent_at, receive_count, ?1,
+                            coalesce(last_error, 'received ' || receive_count || ' times without being deleted')
+                     FROM messages WHERE id = ?2",
+                    params![now, id],
+                )
+                .map_err(unavailable)?;
+                tx.execute("DELETE FROM messages WHERE id = ?1", params![id])
+                    .map_err(unavailable)?;
+                continue;
+            }
+            let receipt = uuid::Uuid::new_v4().simple().to_string();
+            tx.execute(
+                "UPDATE messages SET visible_at = ?1, receive_count = receive_count + 1, receipt = ?2
+                 WHERE id = ?3",
+                params![visible_at, receipt, id],
+            )
+            .map_err(unavailable)?;
+            out.push(Received {
+                handle: ReceiptHandle(format!("{id}/{receipt}")),
+                id,
+                body: Bytes::from(body),
+                receive_count: receive_count + 1,
+                sent_at: to_time(sent_at),
+            });
+        }
+        if out.len() >= want {
+            break;
+        }
+    }
+    tx.commit().map_err(unavailable)?;
+    Ok(out)
+}
+
+/// The per-process writer: takes the first waiting send, drains whatever else is waiting, writes
+/// them all in one transaction, then answers every sender.
+fn group_commit_writer(
+    mut conn: Connection,
+    rx: std_mpsc::Receiver<WriteJob>,
+    notify: Arc<Notify>,
+    commits: Arc<AtomicU64>,
+) {
+    while let Ok(first) = rx.recv() {
+        let mut bytes = first.body.len();
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP && bytes < MAX_GROUP_BYTES {
+            match rx.try_recv() {
+                Ok(job) => {
+                    bytes += job.body.len();
+                    group.push(job);
+                }
+                Err(_) => break,
+            }
+        }
+        let ids: Vec<String> = group
+            .iter()
+            .map(|_| uuid::Uuid::new_v4().to_string())
+            .collect();
+        let result = write_group(&mut conn, &group, &ids);
+        commits.fetch_add(1, Ordering::Relaxed);
+        match result {
+            Ok(()) => {
+                for (job, id) in group.into_iter().zip(ids) {
+                    let _ = job.reply.send(Ok(id));
+                }
+                notify.notify_waiters();
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, messages = group.len(), "embedded queue group commit failed");
+                for job in group {
+                    let _ = job.reply.send(Err(QueueError::Unavailable(e.to_string())));
+                }
+            }
+        }
+    }
+}
+
+fn write_group(
+    conn: &mut Connection,
+    group: &[WriteJob],
+    ids: &[String],
+) -> Result<(), QueueError> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(unavailable)?;
+    {
+        let now = now_ms();
+        let mut stmt = tx
+            .prepare_cached(
+                "INSERT INTO messages (id, body, sent_at, visible_at) VALUES (?1, ?2, ?3, ?3)",
+            )
+            .map_err(unavailable)?;
+        for (job, id) in group.iter().zip(ids) {
+            stmt.execute(params![id, &job.body[..], now])
+                .map_err(unavailable)?;
+        }
+    }
+    tx.commit().map_err(unavailable)
+}

@@ -1,0 +1,339 @@
+//! Routing rules: which GitHub events become what in Jira. Read from the `[[routes]]` tables of the
+//! TOML file; the first rule that matches an event wins, and an event no rule matches goes to the
+//! default project (`JIRA_PROJECT_KEY` / `JIRA_ISSUE_TYPE`), or is ignored when there is none.
+//!
+//! ```toml
+//! [[routes]]
+//! name = "api bugs"
+//! repositories = ["octo-org/api", "octo-org/*"]   # empty or absent: any repository
+//! labels_any = ["bug"]                            # matches when the issue has one of these
+//! events = ["issues", "issue_comment"]            # absent: any
+//! actions = ["opened", "labeled"]                 # absent: any
+//! project = "API"
+//! issue_type = "Bug"
+//! labels = ["backend"]                            # extra Jira labels
+//! components = ["API"]
+//! priority = "High"
+//! sync_comments = true
+//! sync_closure = true
+//! close_transition = "Done"
+//! reopen_transition = "To Do"
+//! ```
+
+use std::fmt;
+
+use serde::Deserialize;
+
+/// A Jira project key: an uppercase letter, then uppercase letters, digits or `_`, at most 255.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize)]
+#[serde(try_from = "String")]
+pub struct JiraProjectKey(String);
+
+impl JiraProjectKey {
+    /// # Errors
+    /// A reason when the value is not a valid Jira project key.
+    pub fn parse(value: &str) -> Result<Self, String> {
+        let value = value.trim();
+        let mut chars = value.chars();
+        let valid = matches!(chars.next(), Some(c) if c.is_ascii_uppercase())
+            && chars.all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+            && value.len() <= 255;
+        if valid {
+            Ok(Self(value.to_owned()))
+        } else {
+            Err(format!(
+                "{value:?} is not a Jira project key (uppercase letter, then uppercase letters, digits or _)"
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for JiraProjectKey {
+    type Error = String;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value)
+    }
+}
+
+impl fmt::Display for JiraProjectKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A repository pattern: `owner/name` exactly, `owner/*`, or `*`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct RepoPattern(String);
+
+impl TryFrom<String> for RepoPattern {
+    type Error = String;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        let v = value.trim();
+        let ok = v == "*"
+            || matches!(v.split_once('/'), Some((owner, name))
+                if !owner.is_empty() && !name.is_empty() && !owner.contains('*')
+                   && (name == "*" || !name.contains('*')) && !name.contains('/'));
+        if ok {
+            Ok(Self(v.to_ascii_lowercase()))
+        } else {
+            Err(format!(
+                "{value:?} is not a repository pattern (owner/name, owner/* or *)"
+            ))
+        }
+    }
+}
+
+impl RepoPattern {
+    pub fn matches(&self, full_name: &str) -> bool {
+        let full = full_name.to_ascii_lowercase();
+        match self.0.as_str() {
+            "*" => true,
+            p => match p.strip_suffix("/*") {
+                Some(owner) => full.split_once('/').is_some_and(|(o, _)| o == owner),
+                None => full == p,
+            },
+        }
+    }
+}
+
+/// One `[[routes]]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteRule {
+    /// Shown in logs and `config check`.
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub repositories: Vec<RepoPattern>,
+    #[serde(default)]
+    pub labels_any: Vec<String>,
+    #[serde(default)]
+    pub events: Vec<String>,
+    #[serde(default)]
+    pub actions: Vec<String>,
+    /// `true`: matching events are dropped (no Jira effect).
+    #[serde(default)]
+    pub ignore: bool,
+    pub project: Option<JiraProjectKey>,
+    pub issue_type: Option<String>,
+    #[serde(default)]
+    pub labels: Vec<String>,
+    #[serde(default)]
+    pub components: Vec<String>,
+    pub priority: Option<String>,
+    #[serde(default = "yes")]
+    pub sync_comments: bool,
+    #[serde(default = "yes")]
+    pub sync_closure: bool,
+    /// Transition used when the GitHub issue is closed; absent: a comment is added instead.
+    #[serde(default = "default_close")]
+    pub close_transition: Option<String>,
+    /// Transition used when the GitHub issue is reopened; absent: a comment is added instead.
+    #[serde(default = "default_reopen")]
+    pub reopen_transition: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_close() -> Option<String> {
+    Some("Done".into())
+}
+
+fn default_reopen() -> Option<String> {
+    Some("To Do".into())
+}
+
+/// What the event facts are matched on.
+#[derive(Debug, Clone, Copy)]
+pub struct EventFacts<'a> {
+    pub repository: &'a str,
+    pub labels: &'a [String],
+    pub event: &'a str,
+    pub action: &'a str,
+}
+
+/// The decision for one event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub rule: String,
+    pub project: JiraProjectKey,
+    pub issue_type: String,
+    pub labels: Vec<String>,
+    pub components: Vec<String>,
+    pub priority: Option<String>,
+    pub sync_comments: bool,
+    pub sync_closure: bool,
+    pub close_transition: Option<String>,
+    pub reopen_transition: Option<String>,
+}
+
+/// The rules plus the defaults from the environment.
+#[derive(Debug, Clone, Default)]
+pub struct Routing {
+    pub rules: Vec<RouteRule>,
+    pub default_project: Option<JiraProjectKey>,
+    pub default_issue_type: String,
+}
+
+impl RouteRule {
+    fn matches(&self, facts: &EventFacts<'_>) -> bool {
+        (self.repositories.is_empty()
+            || self
+                .repositories
+                .iter()
+                .any(|r| r.matches(facts.repository)))
+            && (self.labels_any.is_empty()
+                || self
+                    .labels_any
+                    .iter()
+                    .any(|l| facts.labels.iter().any(|have| have.eq_ignore_ascii_case(l))))
+            && (self.events.is_empty() || self.events.iter().any(|e| e == facts.event))
+            && (self.actions.is_empty() || self.actions.iter().any(|a| a == facts.action))
+    }
+}
+
+impl Routing {
+    /// Checks what serde cannot: every rule that creates issues must end up with a project.
+    ///
+    /// # Errors
+    /// `routes[N] (name): reason`.
+    pub fn validate(&self) -> Result<(), String> {
+        for (i, rule) in self.rules.iter().enumerate() {
+            let label = rule.name.as_deref().unwrap_or("unnamed");
+            if !rule.ignore && rule.project.is_none() && self.default_project.is_none() {
+                return Err(format!(
+                    "routes[{i}] ({label}): no project and no JIRA_PROJECT_KEY default"
+                ));
+            }
+            if rule
+                .issue_type
+                .as_deref()
+                .is_some_and(|t| t.trim().is_empty())
+            {
+                return Err(format!("routes[{i}] ({label}): issue_type is empty"));
+            }
+        }
+        if self.default_issue_type.trim().is_empty() {
+            return Err("JIRA_ISSUE_TYPE: is empty".into());
+        }
+        Ok(())
+    }
+
+    /// The target for an event, or `None` when it is ignored (an `ignore` rule, or no rule and no
+    /// default project).
+    pub fn route(&self, facts: &EventFacts<'_>) -> Option<Target> {
+        match self
+            .rules
+            .iter()
+            .enumerate()
+            .find(|(_, r)| r.matches(facts))
+        {
+            Some((_, rule)) if rule.ignore => None,
+            Some((i, rule)) => Some(Target {
+                rule: rule.name.clone().unwrap_or_else(|| format!("routes[{i}]")),
+                project: rule
+                    .project
+                    .clone()
+                    .or_else(|| self.default_project.clone())?,
+                issue_type: rule
+                    .issue_type
+                    .clone()
+                    .unwrap_or_else(|| self.default_issue_type.clone()),
+                labels: rule.labels.clone(),
+                components: rule.components.clone(),
+                priority: rule.priority.clone(),
+                sync_comments: rule.sync_comments,
+                sync_closure: rule.sync_closure,
+                close_transition: rule.close_transition.clone(),
+                reopen_transition: rule.reopen_transition.clone(),
+            }),
+            None => Some(Target {
+                rule: "default".into(),
+                project: self.default_project.clone()?,
+                issue_type: self.default_issue_type.clone(),
+                labels: Vec::new(),
+                components: Vec::new(),
+                priority: None,
+                sync_comments: true,
+                sync_closure: true,
+                close_transition: default_close(),
+                reopen_transition: default_reopen(),
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::FileConfig;
+
+    fn facts<'a>(repo: &'a str, labels: &'a [String], action: &'a str) -> EventFacts<'a> {
+        EventFacts {
+            repository: repo,
+            labels,
+            event: "issues",
+            action,
+        }
+    }
+
+    #[test]
+    fn first_matching_rule_wins_and_defaults_apply() {
+        let file = FileConfig::parse(
+            r#"
+[[routes]]
+name = "drop docs"
+repositories = ["octo/docs"]
+ignore = true
+
+[[routes]]
+name = "bugs"
+repositories = ["octo/*"]
+labels_any = ["Bug"]
+project = "BUG"
+issue_type = "Bug"
+labels = ["triage"]
+"#,
+        )
+        .unwrap();
+        let routing = Routing {
+            rules: file.routes,
+            default_project: Some(JiraProjectKey::parse("PROJ").unwrap()),
+            default_issue_type: "Task".into(),
+        };
+        routing.validate().unwrap();
+        let bug = vec!["bug".to_string()];
+        let t = routing.route(&facts("Octo/API", &bug, "opened")).unwrap();
+        assert_eq!((t.project.as_str(), t.issue_type.as_str()), ("BUG", "Bug"));
+        assert_eq!(t.labels, vec!["triage".to_string()]);
+        assert!(routing.route(&facts("octo/docs", &bug, "opened")).is_none());
+        let t = routing.route(&facts("other/x", &[], "opened")).unwrap();
+        assert_eq!((t.project.as_str(), t.rule.as_str()), ("PROJ", "default"));
+    }
+
+    #[test]
+    fn invalid_rules_are_refused_with_a_line() {
+        let err = FileConfig::parse("[[routes]]\nproject = \"lower\"\n").unwrap_err();
+        assert!(err.starts_with("line 2"), "{err}");
+        assert!(err.contains("not a Jira project key"), "{err}");
+        let err = FileConfig::parse("[[routes]]\nrepositories = [\"no-slash\"]\n").unwrap_err();
+        assert!(err.starts_with("line 2"), "{err}");
+        let err = FileConfig::parse("[[routes]]\nprojet = \"X\"\n").unwrap_err();
+        assert!(err.contains("projet"), "{err}");
+        let routing = Routing {
+            rules: FileConfig::parse("[[routes]]\nname = \"x\"\n")
+                .unwrap()
+                .routes,
+            default_project: None,
+            default_issue_type: "Task".into(),
+        };
+        assert!(routing.validate().unwrap_err().contains("routes[0] (x)"));
+    }
+}
