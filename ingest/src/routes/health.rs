@@ -1,0 +1,33 @@
+//! `/health` (the process is up), `/ready` (events can be stored now) and `/metrics`.
+
+use actix_web::{HttpResponse, web};
+use hookbridge_shared::VERSION;
+
+use crate::AppState;
+
+pub async fn health() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({
+        "status": "healthy",
+        "service": "hookbridge-ingest",
+        "version": VERSION,
+        "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+    }))
+}
+
+pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
+    match state.enqueuer.ready().await {
+        Ok(store) => {
+            HttpResponse::Ok().json(serde_json::json!({"status": "ready", "store": store}))
+        }
+        Err(reason) => HttpResponse::ServiceUnavailable().json(serde_json::json!({
+            "error": "not ready",
+            "detail": reason,
+        })),
+    }
+}
+
+pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(state.metrics.render())
+}

@@ -1,0 +1,172 @@
+//! Ingest configuration: the flags and environment variables of INTERFACE.md, validated once.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use hookbridge_shared::config::{CommonArgs, ConfigError, IngestFilters, env_alias};
+use hookbridge_shared::signature::WebhookSecrets;
+
+/// Ingest flags; each also reads the environment variable named in INTERFACE.md.
+#[derive(Debug, Clone, clap::Args)]
+pub struct IngestArgs {
+    /// Listen address (host:port).
+    #[arg(long, env = "HOOKBRIDGE_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: String,
+
+    /// GitHub webhook secret(s), comma-separated for rotation.
+    #[arg(long, env = "GITHUB_WEBHOOK_SECRET", hide_env_values = true, value_parser = parse_secrets)]
+    pub github_webhook_secret: Option<WebhookSecrets>,
+
+    /// Jira webhook secret(s), comma-separated for rotation (alias: WEBHOOK_SECRET).
+    #[arg(long, env = "JIRA_WEBHOOK_SECRET", hide_env_values = true, value_parser = parse_secrets)]
+    pub jira_webhook_secret: Option<WebhookSecrets>,
+
+    /// Accept webhooks on routes that have no secret configured (development only).
+    #[arg(long, env = "HOOKBRIDGE_ALLOW_UNSIGNED", default_value_t = false,
+          action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
+    pub allow_unsigned: bool,
+
+    /// PEM certificate chain: serve HTTPS (with --tls-key).
+    #[arg(long, env = "HOOKBRIDGE_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key for --tls-cert.
+    #[arg(long, env = "HOOKBRIDGE_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+
+    /// With SQS: keep events in a local spool (`<data dir>/spool.db`) when SQS cannot take them,
+    /// and forward them later, instead of answering 503.
+    #[arg(long, env = "HOOKBRIDGE_SQS_SPOOL", default_value_t = true,
+          action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
+    pub sqs_spool: bool,
+
+    /// HTTP worker threads (default: one per CPU).
+    #[arg(long, env = "HOOKBRIDGE_HTTP_WORKERS")]
+    pub http_workers: Option<usize>,
+
+    /// Seconds in-flight requests get to finish after SIGTERM.
+    #[arg(long, env = "HOOKBRIDGE_SHUTDOWN_TIMEOUT", default_value = "30",
+          value_parser = hookbridge_shared::config::parse_seconds)]
+    pub shutdown_timeout: Duration,
+}
+
+fn parse_secrets(value: &str) -> Result<WebhookSecrets, String> {
+    WebhookSecrets::parse(value).map_err(|e| e.to_string())
+}
+
+/// How one webhook route authenticates.
+#[derive(Debug, Clone)]
+pub enum RouteAuth {
+    /// HMAC-SHA256 with any of these secrets.
+    Signed(WebhookSecrets),
+    /// No secret and `HOOKBRIDGE_ALLOW_UNSIGNED=true`: accept without checking.
+    Unsigned,
+    /// No secret: refuse every request with 401.
+    Refuse,
+}
+
+/// TLS files for the listener.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// Validated ingest settings.
+#[derive(Debug, Clone)]
+pub struct IngestSettings {
+    pub bind: String,
+    pub github: RouteAuth,
+    pub jira: RouteAuth,
+    pub tls: Option<TlsFiles>,
+    pub filters: IngestFilters,
+    pub http_workers: usize,
+    pub shutdown_timeout: Duration,
+}
+
+impl IngestSettings {
+    /// # Errors
+    /// [`ConfigError`] naming the key: no secret at all (and unsigned not allowed), half a TLS
+    /// configuration, an invalid config file.
+    pub fn from_args(args: &IngestArgs, common: &CommonArgs) -> Result<Self, ConfigError> {
+        let jira_secret = match &args.jira_webhook_secret {
+            Some(s) => Some(s.clone()),
+            None => env_alias("WEBHOOK_SECRET")
+                .map(|v| WebhookSecrets::parse(&v))
+                .transpose()
+                .map_err(|e| ConfigError::new("WEBHOOK_SECRET", e.to_string()))?,
+        };
+        let auth = |secret: Option<WebhookSecrets>| match secret {
+            Some(s) => RouteAuth::Signed(s),
+            None if args.allow_unsigned => RouteAuth::Unsigned,
+            None => RouteAuth::Refuse,
+        };
+        let github = auth(args.github_webhook_secret.clone());
+        let jira = auth(jira_secret);
+        if matches!((&github, &jira), (RouteAuth::Refuse, RouteAuth::Refuse)) {
+            return Err(ConfigError::new(
+                "GITHUB_WEBHOOK_SECRET",
+                "no webhook secret configured: set GITHUB_WEBHOOK_SECRET and/or JIRA_WEBHOOK_SECRET \
+                 (or HOOKBRIDGE_ALLOW_UNSIGNED=true for local testing)",
+            ));
+        }
+        let tls = match (&args.tls_cert, &args.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+            }),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(ConfigError::new(
+                    "HOOKBRIDGE_TLS_KEY",
+                    "--tls-cert is set but --tls-key is not",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::new(
+                    "HOOKBRIDGE_TLS_CERT",
+                    "--tls-key is set but --tls-cert is not",
+                ));
+            }
+        };
+        if let Some(0) = args.http_workers {
+            return Err(ConfigError::new(
+                "HOOKBRIDGE_HTTP_WORKERS",
+                "must be at least 1",
+            ));
+        }
+        let filters = common.file_config()?.ingest;
+        Ok(Self {
+            bind: args.bind.clone(),
+            github,
+            jira,
+            tls,
+            filters,
+            http_workers: args
+                .http_workers
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
+            shutdown_timeout: args.shutdown_timeout,
+        })
+    }
+
+    /// Warnings worth a loud log line at start.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for (name, auth, var) in [
+            ("GitHub", &self.github, "GITHUB_WEBHOOK_SECRET"),
+            ("Jira", &self.jira, "JIRA_WEBHOOK_SECRET"),
+        ] {
+            match auth {
+                RouteAuth::Unsigned => out.push(format!(
+                    "{name} webhooks are accepted WITHOUT signature verification \
+                     (HOOKBRIDGE_ALLOW_UNSIGNED=true and no {var}); never do this in production"
+                )),
+                RouteAuth::Refuse => out.push(format!(
+                    "{var} is not set: every {name} webhook will be refused with 401"
+                )),
+                RouteAuth::Signed(_) => {}
+            }
+        }
+        out
+    }
+}
