@@ -1,0 +1,195 @@
+//! The consumer loop.
+//!
+//! Invariants:
+//! - a message is deleted only after its [`Handler`] returned [`Outcome::Done`] (or dead-lettered
+//!   after [`Outcome::Fail`] / the last failed attempt); nothing is acked early;
+//! - while a message is being handled its visibility is extended every half timeout, so long work
+//!   is not handed to a second worker;
+//! - on shutdown the loop stops receiving, lets in-flight work finish for `drain_timeout`, then
+//!   releases (makes visible again) whatever is still unfinished: never lost, only redelivered.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hookbridge_shared::queue::{Delivery, Queue, ReceiveOptions};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::handler::{Handler, Outcome};
+
+/// How the loop consumes.
+#[derive(Debug, Clone)]
+pub struct ConsumerConfig {
+    /// Messages handled at once by this process.
+    pub concurrency: usize,
+    /// How long a received message stays invisible (extended while it is handled).
+    pub visibility: Duration,
+    /// After this many receives, a failing message is dead-lettered instead of retried.
+    pub max_attempts: u32,
+    /// Long-poll wait per receive call.
+    pub receive_wait: Duration,
+    /// How long in-flight work may take to finish after shutdown was requested.
+    pub drain_timeout: Duration,
+}
+
+impl Default for ConsumerConfig {
+    fn default() -> Self {
+        Self {
+            concurrency: 32,
+            visibility: Duration::from_secs(60),
+            max_attempts: 5,
+            receive_wait: Duration::from_secs(2),
+            drain_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Consumes `queue` with `handler` until `shutdown` is cancelled and in-flight work is settled.
+pub async fn run<H: Handler>(
+    queue: Queue,
+    handler: Arc<H>,
+    config: ConsumerConfig,
+    shutdown: CancellationToken,
+) {
+    let permits = Arc::new(Semaphore::new(config.concurrency.max(1)));
+    let hard_stop = CancellationToken::new();
+    let mut tasks = JoinSet::new();
+    let mut backoff = Duration::from_millis(200);
+    tracing::info!(
+        backend = queue.backend_name(),
+        concurrency = config.concurrency,
+        "worker consuming"
+    );
+    while !shutdown.is_cancelled() {
+        let first = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            permit = permits.clone().acquire_owned() => match permit {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+        };
+        let mut held = vec![first];
+        while held.len() < 10 {
+            match permits.clone().try_acquire_owned() {
+                Ok(p) => held.push(p),
+                Err(_) => break,
+            }
+        }
+        // The receive is never cancelled half-way: a dropped call could leave received messages
+        // invisible for a whole timeout. It is short (long poll) and what it brings after a
+        // shutdown request is released at once.
+        let received = queue
+            .receive(ReceiveOptions {
+                max_messages: held.len(),
+                wait: config.receive_wait,
+                visibility: config.visibility,
+            })
+            .await;
+        let deliveries = match received {
+            Ok(d) => {
+                backoff = Duration::from_millis(200);
+                d
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "receive failed");
+                tokio::select! {
+                    _ = shutdown.cancelled() => {}
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+                continue;
+            }
+        };
+        for delivery in deliveries {
+            if shutdown.is_cancelled() {
+                if let Err(e) = delivery.release(Duration::ZERO).await {
+                    tracing::warn!(error = %e, "could not release a message at shutdown; it returns after its timeout");
+                }
+                continue;
+            }
+            let Some(permit) = held.pop() else { break };
+            tasks.spawn(process(
+                delivery,
+                permit,
+                handler.clone(),
+                config.clone(),
+                hard_stop.clone(),
+            ));
+        }
+        while tasks.try_join_next().is_some() {}
+    }
+    let in_flight = tasks.len();
+    if in_flight > 0 {
+        tracing::info!(in_flight, "draining in-flight messages");
+    }
+    let drained = tokio::time::timeout(config.drain_timeout, async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            remaining = tasks.len(),
+            "drain timeout: releasing unfinished messages"
+        );
+        hard_stop.cancel();
+        while tasks.join_next().await.is_some() {}
+    }
+    tracing::info!("worker stopped");
+}
+
+async fn process<H: Handler>(
+    delivery: Delivery,
+    _permit: OwnedSemaphorePermit,
+    handler: Arc<H>,
+    config: ConsumerConfig,
+    hard_stop: CancellationToken,
+) {
+    let half = (config.visibility / 2).max(Duration::from_millis(500));
+    let mut extend = tokio::time::interval_at(tokio::time::Instant::now() + half, half);
+    let message = delivery.message.clone();
+    let work = handler.handle(&message);
+    tokio::pin!(work);
+    let outcome = loop {
+        tokio::select! {
+            outcome = &mut work => break Some(outcome),
+            _ = extend.tick() => {
+                if let Err(e) = delivery.extend(config.visibility).await {
+                    tracing::warn!(error = %e, message = %delivery.message.id, "visibility extension failed");
+                }
+            }
+            _ = hard_stop.cancelled() => break None,
+        }
+    };
+    let Some(outcome) = outcome else {
+        let _ = delivery.release(Duration::ZERO).await;
+        return;
+    };
+    settle(delivery, outcome, config.max_attempts).await;
+}
+
+/// Acts on the outcome: ack, release with delay, or dead-letter with the reason.
+pub async fn settle(delivery: Delivery, outcome: Outcome, max_attempts: u32) {
+    let id = delivery.message.id.clone();
+    let attempts = delivery.message.receive_count;
+    let result = match outcome {
+        Outcome::Done => delivery.ack().await,
+        Outcome::Retry { after, reason } if attempts < max_attempts => {
+            tracing::warn!(message = %id, attempts, retry_in_s = after.as_secs(), %reason, "transient failure; will retry");
+            delivery.release(after).await
+        }
+        Outcome::Retry { reason, .. } => {
+            tracing::error!(message = %id, attempts, %reason, "giving up after the last attempt; dead-lettering");
+            delivery
+                .dead_letter(&format!("after {attempts} attempts: {reason}"))
+                .await
+        }
+        Outcome::Fail { reason } => {
+            tracing::error!(message = %id, %reason, "permanent failure; dead-lettering");
+            delivery.dead_letter(&reason).await
+        }
+    };
+    if let Err(e) = result {
+        tracing::warn!(message = %id, error = %e, "settling the message failed; it will be redelivered");
+    }
+}

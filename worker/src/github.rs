@@ -1,0 +1,69 @@
+//! The parts of GitHub webhook payloads the worker reads. Unknown fields are ignored; missing
+//! required ones make the event permanently unprocessable (dead-lettered with the reason).
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct User {
+    pub login: String,
+    #[serde(default, rename = "type")]
+    pub kind: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Label {
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Repository {
+    pub full_name: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Issue {
+    pub number: u64,
+    pub title: String,
+    #[serde(default)]
+    pub body: Option<String>,
+    pub html_url: String,
+    #[serde(default)]
+    pub state: Option<String>,
+    #[serde(default)]
+    pub labels: Vec<Label>,
+    pub user: User,
+    /// Present when the "issue" is a pull request (GitHub sends PR comments as issue comments).
+    #[serde(default)]
+    pub pull_request: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Comment {
+    pub id: u64,
+    #[serde(default)]
+    pub body: Option<String>,
+    pub html_url: String,
+    pub user: User,
+}
+
+/// `issues` and `issue_comment` deliveries (the comment is absent on `issues`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct IssueEvent {
+    pub action: String,
+    pub issue: Issue,
+    pub repository: Repository,
+    pub sender: User,
+    #[serde(default)]
+    pub comment: Option<Comment>,
+}
+
+impl Issue {
+    pub fn label_names(&self) -> Vec<String> {
+        self.labels.iter().map(|l| l.name.clone()).collect()
+    }
+
+    /// The identity of a GitHub issue across all events: `owner/repo#number`, lowercase.
+    pub fn identity(&self, repository: &Repository) -> String {
+        format!("{}#{}", repository.full_name.to_ascii_lowercase(), self.number)
+    }
+}

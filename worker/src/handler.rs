@@ -1,0 +1,47 @@
+//! The unit of work: one queue message in, one [`Outcome`] out. The consumer loop only adds
+//! concurrency, visibility extension and settling; everything that decides what an event means
+//! lives behind [`Handler`], so tests can drive it deterministically.
+
+use std::future::Future;
+use std::time::Duration;
+
+use hookbridge_shared::envelope::Envelope;
+use hookbridge_shared::queue::Received;
+
+/// What to do with a message after handling it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The effect happened (or had already happened): delete the message.
+    Done,
+    /// A transient failure: make the message visible again after `after`; after the last allowed
+    /// attempt it is dead-lettered with `reason`.
+    Retry { after: Duration, reason: String },
+    /// A permanent failure: dead-letter now with `reason`, no retry storm.
+    Fail { reason: String },
+}
+
+/// Handles one message.
+pub trait Handler: Send + Sync + 'static {
+    fn handle(&self, message: &Received) -> impl Future<Output = Outcome> + Send;
+}
+
+/// Decodes the envelope, logs it and acknowledges it. Used until the Jira pipeline is configured,
+/// and by tests of the consumer loop.
+#[derive(Debug, Default, Clone)]
+pub struct LogOnly;
+
+impl Handler for LogOnly {
+    async fn handle(&self, message: &Received) -> Outcome {
+        match Envelope::decode(&message.body) {
+            Ok(envelope) => {
+                tracing::info!(source = %envelope.source, event = %envelope.event,
+                    action = envelope.action.as_deref().unwrap_or(""), delivery = %envelope.delivery,
+                    receive_count = message.receive_count, "event consumed");
+                Outcome::Done
+            }
+            Err(e) => Outcome::Fail {
+                reason: e.to_string(),
+            },
+        }
+    }
+}

@@ -1,0 +1,268 @@
+//! The worker's coordination store: what lets several worker processes, each seeing every message
+//! at least once, make every Jira effect happen exactly once.
+//!
+//! It holds three things:
+//! - **delivery dedupe** ([`Store::is_done`] / [`Store::mark_done`]): a delivery id that was fully
+//!   handled is skipped when the queue hands it out again;
+//! - **per-key locks with fencing tokens** ([`Store::try_lock`]): work on one GitHub issue is
+//!   serialised across processes, and a lock that outlives its TTL (a paused or dead worker) can be
+//!   taken over with a strictly larger token;
+//! - **a key/value map** ([`Store::get`], [`Store::put_fenced`], [`Store::put`]): GitHub issue →
+//!   Jira key, creation intents, CR records. Fenced writes succeed only while the writer still holds
+//!   its lock, so a worker that lost its lock without noticing cannot overwrite its successor's work.
+//!
+//! # Layout
+//! - [`redis`]: [`RedisStore`], for `REDIS_URL` (several machines); compare-and-set runs as Lua
+//!   scripts, which Redis executes atomically.
+//! - [`embedded`]: [`EmbeddedStore`], SQLite in `<data dir>/store.db` (several processes on one
+//!   machine); compare-and-set runs in one `BEGIN IMMEDIATE` transaction.
+//!
+//! Both backends have identical semantics and are run through the same conformance tests
+//! (`tests/tests/it/store.rs`). Expired entries are treated as absent everywhere. A lock whose TTL
+//! ran out is no longer anyone's, even if nobody has taken it yet: its former holder's fenced writes,
+//! extensions and unlocks fail from that moment.
+
+pub mod embedded;
+pub mod redis;
+
+use std::path::Path;
+use std::time::Duration;
+
+pub use embedded::EmbeddedStore;
+pub use redis::RedisStore;
+
+/// The embedded store's file name inside the data dir.
+pub const EMBEDDED_FILE_NAME: &str = "store.db";
+
+/// Longest TTL the store accepts; longer ones are cut to it. Keeps expiry arithmetic far from
+/// overflow on both backends (Redis rejects an expiry past `i64::MAX` ms).
+const MAX_TTL: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+
+/// A TTL in whole milliseconds, at least 1 (Redis rejects `PX 0`, and a zero TTL would mean "never
+/// held" anyway) and at most [`MAX_TTL`]. Sub-millisecond remainders round up so that a TTL is never
+/// shorter than asked.
+fn ttl_ms(ttl: Duration) -> u64 {
+    let ttl = ttl.min(MAX_TTL);
+    let ms = ttl.as_nanos().div_ceil(1_000_000);
+    u64::try_from(ms).unwrap_or(u64::MAX).max(1)
+}
+
+/// Which backend; built from configuration once, then cloned into every task (clones share the
+/// connection).
+#[derive(Clone, Debug)]
+pub enum Store {
+    Redis(RedisStore),
+    Embedded(EmbeddedStore),
+}
+
+/// What can go wrong talking to the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The backend could not be reached or did not answer in time (also: Redis refused the
+    /// credentials, the SQLite file could not be opened). Worth retrying later.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// The backend answered with data the store did not write (wrong Redis type at one of our keys,
+    /// a damaged SQLite file, a schema from a newer hookbridge). Retrying will not help.
+    #[error("store data corrupt: {0}")]
+    Corrupt(String),
+}
+
+impl StoreError {
+    /// Whether retrying the operation later may succeed; the pipeline's retry decision.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
+    }
+}
+
+/// Proof of holding a lock. The token is a fencing token: strictly increasing per lock key across
+/// all processes, so a later holder always has a larger token than any earlier one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockGuard {
+    pub key: String,
+    pub token: u64,
+}
+
+impl Store {
+    /// Connects to Redis; `prefix` (e.g. `"hookbridge:"`) namespaces every key, so one Redis can
+    /// serve several deployments or test runs.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the URL is malformed or Redis does not answer `PING` within a
+    /// few seconds: a worker should fail at start rather than at its first message.
+    pub async fn connect_redis(url: &str, prefix: &str) -> Result<Store, StoreError> {
+        RedisStore::connect(url, prefix).await.map(Store::Redis)
+    }
+
+    /// Opens (creating if needed) the embedded store at `path`, normally
+    /// `<data dir>/`[`EMBEDDED_FILE_NAME`].
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the file cannot be created or opened;
+    /// [`StoreError::Corrupt`] when it is not a store this version understands.
+    pub fn open_embedded(path: &Path) -> Result<Store, StoreError> {
+        EmbeddedStore::open(path).map(Store::Embedded)
+    }
+
+    /// `"redis"` or `"embedded"`, for logs and `/ready` details.
+    pub fn backend_name(&self) -> &'static str {
+        match self {
+            Store::Redis(_) => "redis",
+            Store::Embedded(_) => "embedded",
+        }
+    }
+
+    /// Answers whether the backend can serve requests right now (Redis `PING`, a read of the
+    /// SQLite file).
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when it cannot.
+    pub async fn check_ready(&self) -> Result<(), StoreError> {
+        match self {
+            Store::Redis(s) => s.check_ready().await,
+            Store::Embedded(s) => s.check_ready().await,
+        }
+    }
+
+    /// Whether `delivery` was marked done (and the mark has not expired).
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the backend cannot be reached.
+    pub async fn is_done(&self, delivery: &str) -> Result<bool, StoreError> {
+        match self {
+            Store::Redis(s) => s.is_done(delivery).await,
+            Store::Embedded(s) => s.is_done(delivery).await,
+        }
+    }
+
+    /// Records that `delivery` was fully handled, for `ttl` (at least as long as the source may
+    /// redeliver: 3 days for GitHub's manual redelivery).
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the backend cannot be reached.
+    pub async fn mark_done(&self, delivery: &str, ttl: Duration) -> Result<(), StoreError> {
+        match self {
+            Store::Redis(s) => s.mark_done(delivery, ttl).await,
+            Store::Embedded(s) => s.mark_done(delivery, ttl).await,
+        }
+    }
+
+    /// Takes the lock `key` for `ttl` unless someone else holds it. Returns `None` when it is held
+    /// and not expired; never waits.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the backend cannot be reached.
+    pub async fn try_lock(
+        &self,
+        key: &str,
+        ttl: Duration,
+    ) -> Result<Option<LockGuard>, StoreError> {
+        match self {
+            Store::Redis(s) => s.try_lock(key, ttl).await,
+            Store::Embedded(s) => s.try_lock(key, ttl).await,
+        }
+    }
+
+    /// Sets the lock's remaining time to `ttl` if `guard` still holds it; `false` when it expired
+    /// or was taken over, in which case the caller must stop its work.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the backend cannot be reached.
+    pub async fn extend_lock(&self, guard: &LockGuard, ttl: Duration) -> Result<bool, StoreError> {
+        match self {
+            Store::Redis(s) => s.extend_lock(guard, ttl).await,
+            Store::Embedded(s) => s.extend_lock(guard, ttl).await,
+        }
+    }
+
+    /// Releases the lock if `guard` still holds it; does nothing otherwise (a successor's lock is
+    /// never removed).
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the backend cannot be reached.
+    pub async fn unlock(&self, guard: &LockGuard) -> Result<(), StoreError> {
+        match self {
+            Store::Redis(s) => s.unlock(guard).await,
+            Store::Embedded(s) => s.unlock(guard).await,
+        }
+    }
+
+    /// The value at `key`, or `None` when absent or expired.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the backend cannot be reached; [`StoreError::Corrupt`] when
+    /// the value is not a string.
+    pub async fn get(&self, key: &str) -> Result<Option<String>, StoreError> {
+        match self {
+            Store::Redis(s) => s.get(key).await,
+            Store::Embedded(s) => s.get(key).await,
+        }
+    }
+
+    /// Writes only while `guard` is still the current holder of its lock (atomic check-and-set);
+    /// `Ok(false)` when fenced out. `ttl: None` keeps the value until overwritten or deleted.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the backend cannot be reached.
+    pub async fn put_fenced(
+        &self,
+        guard: &LockGuard,
+        key: &str,
+        value: &str,
+        ttl: Option<Duration>,
+    ) -> Result<bool, StoreError> {
+        match self {
+            Store::Redis(s) => s.put_fenced(guard, key, value, ttl).await,
+            Store::Embedded(s) => s.put_fenced(guard, key, value, ttl).await,
+        }
+    }
+
+    /// Deletes `key` only while `guard` is still the current holder of its lock; `Ok(true)` when
+    /// the lock was held (whether or not the key existed), `Ok(false)` when fenced out.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the backend cannot be reached.
+    pub async fn delete_fenced(&self, guard: &LockGuard, key: &str) -> Result<bool, StoreError> {
+        match self {
+            Store::Redis(s) => s.delete_fenced(guard, key).await,
+            Store::Embedded(s) => s.delete_fenced(guard, key).await,
+        }
+    }
+
+    /// Unfenced write, for records that are only ever overwritten with newer data (CR records,
+    /// whose writers compare timestamps first). `ttl: None` keeps the value until overwritten.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the backend cannot be reached.
+    pub async fn put(
+        &self,
+        key: &str,
+        value: &str,
+        ttl: Option<Duration>,
+    ) -> Result<(), StoreError> {
+        match self {
+            Store::Redis(s) => s.put(key, value, ttl).await,
+            Store::Embedded(s) => s.put(key, value, ttl).await,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ttl_is_whole_milliseconds_rounded_up_and_never_zero() {
+        assert_eq!(ttl_ms(Duration::ZERO), 1);
+        assert_eq!(ttl_ms(Duration::from_micros(1)), 1);
+        assert_eq!(ttl_ms(Duration::from_micros(1500)), 2);
+        assert_eq!(ttl_ms(Duration::from_secs(2)), 2000);
+        assert_eq!(ttl_ms(Duration::MAX), ttl_ms(MAX_TTL));
+    }
+
+    #[test]
+    fn only_unavailable_is_transient() {
+        assert!(StoreError::Unavailable("down".into()).is_transient());
+        assert!(!StoreError::Corrupt("bad".into()).is_transient());
+    }
+}
