@@ -1,0 +1,84 @@
+//! `hookbridge config check FILE`: validates a configuration file (event filters and routing
+//! rules) the way the ingest and worker will at start, and summarises what it routes where.
+
+use std::path::PathBuf;
+
+use hookbridge_shared::config::FileConfig;
+use hookbridge_shared::routing::{JiraProjectKey, Routing};
+
+use crate::Failure;
+
+#[derive(Debug, clap::Subcommand)]
+pub enum ConfigCommand {
+    /// Validate a TOML configuration file; exit 1 with `line N, column M: reason` when invalid.
+    Check {
+        /// The file to check.
+        file: PathBuf,
+        /// Default project as the worker would see it (JIRA_PROJECT_KEY).
+        #[arg(long, env = "JIRA_PROJECT_KEY")]
+        jira_project_key: Option<String>,
+        /// Default issue type (JIRA_ISSUE_TYPE).
+        #[arg(long, env = "JIRA_ISSUE_TYPE", default_value = "Task")]
+        jira_issue_type: String,
+    },
+}
+
+pub fn run(command: ConfigCommand) -> Result<(), Failure> {
+    match command {
+        ConfigCommand::Check {
+            file,
+            jira_project_key,
+            jira_issue_type,
+        } => {
+            let text = std::fs::read_to_string(&file)
+                .map_err(|e| Failure::config(format!("{}: cannot read: {e}", file.display())))?;
+            let config = FileConfig::parse(&text)
+                .map_err(|e| Failure::check(format!("{}: {e}", file.display())))?;
+            let default_project = jira_project_key
+                .as_deref()
+                .filter(|v| !v.trim().is_empty())
+                .map(JiraProjectKey::parse)
+                .transpose()
+                .map_err(|e| Failure::config(format!("JIRA_PROJECT_KEY: {e}")))?;
+            let routing = Routing {
+                rules: config.routes,
+                default_project,
+                default_issue_type: jira_issue_type,
+            };
+            routing
+                .validate()
+                .map_err(|e| Failure::check(format!("{}: {e}", file.display())))?;
+            println!("{}: ok", file.display());
+            println!(
+                "  ingest: github events {:?}, jira events {:?}",
+                config.ingest.github_events, config.ingest.jira_events
+            );
+            for (i, rule) in routing.rules.iter().enumerate() {
+                let name = rule.name.clone().unwrap_or_else(|| format!("routes[{i}]"));
+                let project = rule
+                    .project
+                    .as_ref()
+                    .or(routing.default_project.as_ref())
+                    .map_or("-".to_owned(), |p| p.to_string());
+                if rule.ignore {
+                    println!("  route {name}: ignore");
+                } else {
+                    println!(
+                        "  route {name}: project {project}, type {}",
+                        rule.issue_type
+                            .as_deref()
+                            .unwrap_or(&routing.default_issue_type)
+                    );
+                }
+            }
+            match &routing.default_project {
+                Some(p) => println!(
+                    "  unmatched events: project {p}, type {}",
+                    routing.default_issue_type
+                ),
+                None => println!("  unmatched events: ignored (no JIRA_PROJECT_KEY)"),
+            }
+            Ok(())
+        }
+    }
+}

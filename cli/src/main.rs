@@ -1,0 +1,72 @@
+//! `hookbridge`: the operator CLI. Exit codes: 0 success, 1 the check failed / not found,
+//! 2 usage or configuration error.
+
+mod commands;
+
+use clap::{Parser, Subcommand};
+use hookbridge_shared::telemetry::{self, LogFormat};
+
+#[derive(Parser)]
+#[command(name = "hookbridge", version, about = "hookbridge operator CLI")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the ingest and a worker in one process (one-machine mode, embedded queue by default).
+    Run(Box<commands::run::RunArgs>),
+    /// Sign and post a sample GitHub `issues.opened` event to a running ingest.
+    SendTestEvent(commands::send_test_event::SendTestEventArgs),
+    /// Configuration file tools.
+    #[command(subcommand)]
+    Config(commands::config::ConfigCommand),
+}
+
+/// A failure with its exit code; printed as one line `hookbridge: <reason>`.
+pub struct Failure {
+    pub code: i32,
+    pub reason: String,
+}
+
+impl Failure {
+    /// Usage or configuration error (exit 2).
+    pub fn config(reason: impl std::fmt::Display) -> Self {
+        Self {
+            code: 2,
+            reason: reason.to_string(),
+        }
+    }
+
+    /// The check failed or the thing was not found (exit 1).
+    pub fn check(reason: impl std::fmt::Display) -> Self {
+        Self {
+            code: 1,
+            reason: reason.to_string(),
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let cli = Cli::parse();
+    let format = match LogFormat::from_env() {
+        Ok(f) => f,
+        Err(e) => exit(Failure::config(e)),
+    };
+    telemetry::init(format);
+    let result = match cli.command {
+        Command::Run(args) => commands::run::run(*args).await,
+        Command::SendTestEvent(args) => commands::send_test_event::run(args).await,
+        Command::Config(command) => commands::config::run(command),
+    };
+    if let Err(failure) = result {
+        exit(failure);
+    }
+}
+
+fn exit(failure: Failure) -> ! {
+    eprintln!("hookbridge: {}", failure.reason);
+    std::process::exit(failure.code)
+}
