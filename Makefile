@@ -1,0 +1,39 @@
+# hookbridge — the README's commands. Every target works on a fresh machine with only the Rust
+# toolchain, Python 3 with pip and Debian's apt: what the tests need is installed and started here.
+
+CARGO ?= cargo
+DATA_DIR ?= ./data
+
+.PHONY: run demo test lint build release bench clean-test-env
+
+## Build and start one-machine mode (ingest + worker, embedded queue) on 127.0.0.1:8080.
+run: release
+	DATA_DIR=$(DATA_DIR) scripts/run-local.sh
+
+## Sign and post a sample GitHub issues.opened event to the server `make run` started.
+demo:
+	@test -f $(DATA_DIR)/dev-webhook-secret || { echo "no $(DATA_DIR)/dev-webhook-secret: start 'make run' first"; exit 2; }
+	@test -x target/release/hookbridge || $(CARGO) build --release --bins
+	GITHUB_WEBHOOK_SECRET="$$(cat $(DATA_DIR)/dev-webhook-secret)" target/release/hookbridge send-test-event
+
+## Format check, clippy, then every test against a private Redis and moto_server (started and
+## stopped by scripts/with-test-services.sh, also on failure).
+test: lint build
+	scripts/with-test-services.sh $(CARGO) test --workspace --no-fail-fast
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+build:
+	$(CARGO) build --workspace --bins
+
+release:
+	$(CARGO) build --release --bins
+
+## Benchmarks (release build); figures go in the README.
+bench: release
+	scripts/with-test-services.sh $(CARGO) bench -p hookbridge-tests
+
+clean-test-env:
+	rm -rf .test-env
