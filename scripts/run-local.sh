@@ -15,5 +15,8 @@ export HOOKBRIDGE_DATA_DIR="$DATA_DIR"
 export GITHUB_WEBHOOK_SECRET="${GITHUB_WEBHOOK_SECRET:-$(cat "$secret_file")}"
 export JIRA_WEBHOOK_SECRET="${JIRA_WEBHOOK_SECRET:-$(cat "$secret_file")}"
 export LOG_FORMAT="${LOG_FORMAT:-text}"
+# Without a Jira the worker runs dry: the Jira requests it would send land in the audit trail.
+# A default project makes the dry run show a complete request for the sample event.
+export JIRA_PROJECT_KEY="${JIRA_PROJECT_KEY:-DEMO}"
 echo "webhook secret: $secret_file   (send a signed sample event: make demo)"
 exec target/release/hookbridge run "$@"

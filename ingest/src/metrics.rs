@@ -21,6 +21,8 @@ pub struct Metrics {
     pub queue_errors: IntCounterVec,
     pub spooled: IntCounter,
     pub claim_checks: IntCounter,
+    /// Mirrors the queue backend's own write-call counter at each scrape.
+    pub queue_write_calls: IntCounter,
 }
 
 impl Default for Metrics {
@@ -82,6 +84,11 @@ impl Metrics {
             "payloads stored aside because they exceeded the queue's message size",
         )
         .expect("valid metric");
+        let queue_write_calls = IntCounter::new(
+            "hookbridge_queue_write_calls_total",
+            "write calls made to the queue backend (embedded: group commits; sqs: send requests)",
+        )
+        .expect("valid metric");
         for collector in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(request_seconds.clone()),
@@ -89,6 +96,7 @@ impl Metrics {
             Box::new(queue_errors.clone()),
             Box::new(spooled.clone()),
             Box::new(claim_checks.clone()),
+            Box::new(queue_write_calls.clone()),
         ] {
             registry
                 .register(collector)
@@ -102,6 +110,15 @@ impl Metrics {
             queue_errors,
             spooled,
             claim_checks,
+            queue_write_calls,
+        }
+    }
+
+    /// Brings the write-call counter up to the backend's own figure (it only grows).
+    pub fn sync_queue_write_calls(&self, backend_total: u64) {
+        let current = self.queue_write_calls.get();
+        if backend_total > current {
+            self.queue_write_calls.inc_by(backend_total - current);
         }
     }
 

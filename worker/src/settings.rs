@@ -30,6 +30,10 @@ pub struct WorkerArgs {
     #[arg(long, env = "REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<String>,
 
+    /// Prefix of every Redis key this deployment writes, so one Redis can serve several.
+    #[arg(long, env = "HOOKBRIDGE_REDIS_PREFIX", default_value = "hookbridge:")]
+    pub redis_prefix: String,
+
     /// Jira site, e.g. https://acme.atlassian.net (alias JIRA_URL); unset: dry-run.
     #[arg(long, env = "JIRA_BASE_URL", value_parser = parse_http_url)]
     pub jira_base_url: Option<Url>,
@@ -82,6 +86,7 @@ pub struct JiraSettings {
 pub struct WorkerSettings {
     pub jira: Option<JiraSettings>,
     pub redis_url: Option<String>,
+    pub redis_prefix: String,
     pub routing: Routing,
     pub audit_dir: PathBuf,
     pub search_lag: Duration,
@@ -163,6 +168,7 @@ impl WorkerSettings {
         Ok(Self {
             jira,
             redis_url: args.redis_url.clone(),
+            redis_prefix: args.redis_prefix.clone(),
             routing,
             audit_dir: args
                 .audit_dir

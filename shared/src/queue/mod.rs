@@ -119,6 +119,13 @@ impl Queue {
         dispatch!(self, q => q.max_message_bytes())
     }
 
+    /// How many write calls the backend has made so far (embedded: group commits; SQS:
+    /// `SendMessage`/`SendMessageBatch` requests). Divided by the events sent, it shows how well
+    /// concurrent sends are grouped.
+    pub fn write_calls(&self) -> u64 {
+        dispatch!(self, q => q.write_calls())
+    }
+
     /// Sends one message and returns its id once it is durably stored. Concurrent calls are grouped
     /// into batches by the backend.
     ///

@@ -423,6 +423,64 @@ async fn locks_values_and_done_marks_do_not_collide(h: &Harness) {
     assert!(next.token > guard.token);
 }
 
+/// Two processes reserving from one schedule get distinct slots, `interval` apart: the waits they
+/// are told, sorted, step by (about) one interval each.
+async fn slot_reservations_from_two_processes_share_one_schedule(h: &Harness) {
+    let other = h.another_process().await;
+    let interval = Duration::from_millis(50);
+    let mut waits = Vec::new();
+    for i in 0..10 {
+        let store = if i % 2 == 0 { &h.store } else { &other };
+        waits.push(store.reserve_slot("jira:create", interval).await.unwrap());
+    }
+    // Reservations were made back to back (far less than 50 ms apart), so slot k starts about
+    // k intervals from the first: each wait is larger than the one before.
+    for pair in waits.windows(2) {
+        assert!(pair[1] > pair[0], "waits not increasing: {waits:?}");
+    }
+    let last = waits[9];
+    assert!(
+        last >= Duration::from_millis(400) && last <= Duration::from_millis(460),
+        "10th slot should start ~450 ms out, got {last:?} ({waits:?})"
+    );
+    // Another schedule is independent.
+    assert!(
+        h.store
+            .reserve_slot("jira:comment", interval)
+            .await
+            .unwrap()
+            < Duration::from_millis(5)
+    );
+}
+
+/// `hold_off` pushes every later reservation past the delay, for every process.
+async fn hold_off_delays_every_process(h: &Harness) {
+    let other = h.another_process().await;
+    h.store
+        .hold_off("jira:create", Duration::from_secs(2))
+        .await
+        .unwrap();
+    let wait = other
+        .reserve_slot("jira:create", Duration::from_millis(10))
+        .await
+        .unwrap();
+    assert!(
+        wait > Duration::from_millis(1800) && wait <= Duration::from_secs(2),
+        "{wait:?}"
+    );
+    // A shorter hold-off does not pull the schedule back in.
+    h.store
+        .hold_off("jira:create", Duration::from_millis(100))
+        .await
+        .unwrap();
+    let wait = h
+        .store
+        .reserve_slot("jira:create", Duration::from_millis(10))
+        .await
+        .unwrap();
+    assert!(wait > Duration::from_millis(1800), "{wait:?}");
+}
+
 macro_rules! store_tests {
     ($($case:ident),* $(,)?) => {
         mod embedded {
@@ -461,6 +519,8 @@ store_tests!(
     delete_fenced_removes_only_for_the_holder,
     a_guard_fences_only_with_its_own_lock,
     locks_values_and_done_marks_do_not_collide,
+    slot_reservations_from_two_processes_share_one_schedule,
+    hold_off_delays_every_process,
 );
 
 // --- backend-specific ----------------------------------------------------------------------------

@@ -7,6 +7,9 @@
 //! - **per-key locks with fencing tokens** ([`Store::try_lock`]): work on one GitHub issue is
 //!   serialised across processes, and a lock that outlives its TTL (a paused or dead worker) can be
 //!   taken over with a strictly larger token;
+//! - **shared rate slots** ([`Store::reserve_slot`] / [`Store::hold_off`]): one schedule of
+//!   request slots per Jira endpoint for all worker processes, so that together they stay under
+//!   Jira's rate instead of each process spending the whole budget;
 //! - **a key/value map** ([`Store::get`], [`Store::put_fenced`], [`Store::put`]): GitHub issue →
 //!   Jira key, creation intents, CR records. Fenced writes succeed only while the writer still holds
 //!   its lock, so a worker that lost its lock without noticing cannot overwrite its successor's work.
@@ -246,6 +249,46 @@ impl Store {
         }
     }
 }
+
+impl Store {
+    /// Reserves the next free slot of the schedule `key`, whose slots are `interval` apart, and
+    /// returns how long the caller must wait for it (zero when the schedule is idle). Every process
+    /// reserving from the same key shares one schedule: together they never go faster than one
+    /// request per `interval`.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the backend cannot be reached.
+    pub async fn reserve_slot(
+        &self,
+        key: &str,
+        interval: Duration,
+    ) -> Result<Duration, StoreError> {
+        match self {
+            Store::Redis(s) => s.reserve_slot(key, interval).await,
+            Store::Embedded(s) => s.reserve_slot(key, interval).await,
+        }
+    }
+
+    /// Moves the schedule `key` so that no slot starts within `delay` from now (Jira said
+    /// `Retry-After`): every process waits, not only the one that was told.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the backend cannot be reached.
+    pub async fn hold_off(&self, key: &str, delay: Duration) -> Result<(), StoreError> {
+        match self {
+            Store::Redis(s) => s.hold_off(key, delay).await,
+            Store::Embedded(s) => s.hold_off(key, delay).await,
+        }
+    }
+}
+
+/// Microseconds of a duration for slot arithmetic, saturating.
+fn micros(d: Duration) -> i64 {
+    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
+}
+
+/// How long a slot schedule is kept after its last slot (it is meaningless once in the past).
+const SLOT_KEY_TTL: Duration = Duration::from_secs(3600);
 
 #[cfg(test)]
 mod tests {

@@ -92,12 +92,38 @@ redis.call('DEL', KEYS[2])
 return 1
 ";
 
+/// `KEYS[1]` schedule, `ARGV[1]` interval in µs, `ARGV[2]` key TTL in ms. Reserves the next slot
+/// by Redis's own clock (the same for every process) and returns the wait in µs.
+const RESERVE_SLOT: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local next_free = tonumber(redis.call('GET', KEYS[1]) or '0')
+local start = math.max(next_free, now)
+redis.call('SET', KEYS[1], string.format('%d', start + tonumber(ARGV[1])), 'PX', ARGV[2])
+return start - now
+";
+
+/// `KEYS[1]` schedule, `ARGV[1]` delay in µs, `ARGV[2]` key TTL in ms. Pushes the next free slot
+/// to at least now + delay.
+const HOLD_OFF: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local next_free = tonumber(redis.call('GET', KEYS[1]) or '0')
+local wanted = now + tonumber(ARGV[1])
+if wanted > next_free then
+    redis.call('SET', KEYS[1], string.format('%d', wanted), 'PX', ARGV[2])
+end
+return 0
+";
+
 struct Scripts {
     acquire: Script,
     extend: Script,
     unlock: Script,
     put_fenced: Script,
     delete_fenced: Script,
+    reserve_slot: Script,
+    hold_off: Script,
 }
 
 /// The Redis-backed store; cheap to clone (clones share one multiplexed connection, which
@@ -183,6 +209,8 @@ impl RedisStore {
                 unlock: Script::new(UNLOCK),
                 put_fenced: Script::new(PUT_FENCED),
                 delete_fenced: Script::new(DELETE_FENCED),
+                reserve_slot: Script::new(RESERVE_SLOT),
+                hold_off: Script::new(HOLD_OFF),
             }),
         })
     }
@@ -197,6 +225,10 @@ impl RedisStore {
 
     fn fence_key(&self, key: &str) -> String {
         format!("{}fence:{key}", self.prefix)
+    }
+
+    fn slot_key(&self, key: &str) -> String {
+        format!("{}slots:{key}", self.prefix)
     }
 
     fn kv_key(&self, key: &str) -> String {
@@ -351,6 +383,48 @@ impl RedisStore {
             Some(ttl) => conn.pset_ex(key, value, ttl_ms(ttl)).await,
         }
         .map_err(store_error)
+    }
+}
+
+impl RedisStore {
+    /// See [`super::Store::reserve_slot`].
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when Redis cannot be reached.
+    pub async fn reserve_slot(
+        &self,
+        key: &str,
+        interval: Duration,
+    ) -> Result<Duration, StoreError> {
+        let mut conn = self.conn.clone();
+        let wait_us: i64 = self
+            .scripts
+            .reserve_slot
+            .key(self.slot_key(key))
+            .arg(super::micros(interval).max(1))
+            .arg(ttl_ms(super::SLOT_KEY_TTL))
+            .invoke_async(&mut conn)
+            .await
+            .map_err(store_error)?;
+        Ok(Duration::from_micros(u64::try_from(wait_us).unwrap_or(0)))
+    }
+
+    /// See [`super::Store::hold_off`].
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when Redis cannot be reached.
+    pub async fn hold_off(&self, key: &str, delay: Duration) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        let _: i64 = self
+            .scripts
+            .hold_off
+            .key(self.slot_key(key))
+            .arg(super::micros(delay))
+            .arg(ttl_ms(super::SLOT_KEY_TTL + delay))
+            .invoke_async(&mut conn)
+            .await
+            .map_err(store_error)?;
+        Ok(())
     }
 }
 
