@@ -8,6 +8,7 @@
 //!   drive it directly.
 //! - [`settings`]: worker flags and environment.
 
+pub mod adf;
 pub mod consumer;
 pub mod handler;
 pub mod settings;
