@@ -64,6 +64,10 @@ impl Issue {
 
     /// The identity of a GitHub issue across all events: `owner/repo#number`, lowercase.
     pub fn identity(&self, repository: &Repository) -> String {
-        format!("{}#{}", repository.full_name.to_ascii_lowercase(), self.number)
+        format!(
+            "{}#{}",
+            repository.full_name.to_ascii_lowercase(),
+            self.number
+        )
     }
 }

@@ -74,7 +74,7 @@ impl OpsError {
     /// opposed to a timeout or a broken connection, after which it may have).
     pub fn proves_nothing_happened(&self) -> bool {
         match self {
-            OpsError::Jira(e) => e.status().is_some(),
+            OpsError::Jira(e) => e.proves_nothing_happened(),
             OpsError::Audit(_) => true,
         }
     }
@@ -88,11 +88,20 @@ pub enum JiraOps {
 
 fn dry_key(seed: &str) -> String {
     let digest = hex::encode(Sha256::digest(seed.as_bytes()));
-    format!("DRYRUN-{}", u32::from_str_radix(&digest[..6], 16).unwrap_or(0))
+    format!(
+        "DRYRUN-{}",
+        u32::from_str_radix(&digest[..6], 16).unwrap_or(0)
+    )
 }
 
 impl JiraOps {
-    async fn dry(&self, audit: &AuditLog, method: &str, path: &str, body: Value) -> Result<(), OpsError> {
+    async fn dry(
+        &self,
+        audit: &AuditLog,
+        method: &str,
+        path: &str,
+        body: Value,
+    ) -> Result<(), OpsError> {
         audit
             .record(
                 "jira.dry_run",
@@ -111,7 +120,8 @@ impl JiraOps {
             JiraOps::Live(client) => Ok(client.create_issue_raw(&issue.request_body()).await?.key),
             JiraOps::DryRun(audit) => {
                 let body = issue.request_body();
-                self.dry(audit, "POST", "/rest/api/3/issue", body.clone()).await?;
+                self.dry(audit, "POST", "/rest/api/3/issue", body.clone())
+                    .await?;
                 Ok(dry_key(&body.to_string()))
             }
         }
@@ -132,8 +142,13 @@ impl JiraOps {
             JiraOps::Live(client) => Ok(client.add_remote_link(key, global_id, url, title).await?),
             JiraOps::DryRun(audit) => {
                 let body = json!({"globalId": global_id, "object": {"url": url, "title": title}});
-                self.dry(audit, "POST", &format!("/rest/api/3/issue/{key}/remotelink"), body)
-                    .await
+                self.dry(
+                    audit,
+                    "POST",
+                    &format!("/rest/api/3/issue/{key}/remotelink"),
+                    body,
+                )
+                .await
             }
         }
     }
@@ -150,9 +165,17 @@ impl JiraOps {
     ///
     /// # Errors
     /// [`OpsError`], classified.
-    pub async fn edit_fields(&self, key: &str, summary: &str, description: Value) -> Result<(), OpsError> {
-        self.edit(key, json!({"fields": {"summary": summary, "description": description}}))
-            .await
+    pub async fn edit_fields(
+        &self,
+        key: &str,
+        summary: &str,
+        description: Value,
+    ) -> Result<(), OpsError> {
+        self.edit(
+            key,
+            json!({"fields": {"summary": summary, "description": description}}),
+        )
+        .await
     }
 
     async fn edit(&self, key: &str, body: Value) -> Result<(), OpsError> {
@@ -194,10 +217,9 @@ impl JiraOps {
         match self {
             JiraOps::Live(client) => {
                 let transitions = client.get_transitions(key).await?;
-                let Some(found) = transitions
-                    .iter()
-                    .find(|t| t.name.eq_ignore_ascii_case(name) || t.to_name.eq_ignore_ascii_case(name))
-                else {
+                let Some(found) = transitions.iter().find(|t| {
+                    t.name.eq_ignore_ascii_case(name) || t.to_name.eq_ignore_ascii_case(name)
+                }) else {
                     return Ok(false);
                 };
                 client.transition(key, &found.id).await?;

@@ -9,7 +9,13 @@
 //! - [`settings`]: worker flags and environment.
 
 pub mod adf;
+pub mod audit;
 pub mod consumer;
+pub mod github;
 pub mod handler;
+pub mod jira;
+pub mod jira_ops;
+pub mod pipeline;
 pub mod settings;
+pub mod startup;
 pub mod store;

@@ -5,9 +5,9 @@ use std::sync::Arc;
 use clap::Parser;
 use hookbridge_shared::config::CommonArgs;
 use hookbridge_shared::telemetry::{self, LogFormat};
-use hookbridge_worker::consumer::{self, ConsumerConfig};
-use hookbridge_worker::handler::LogOnly;
-use hookbridge_worker::settings::WorkerArgs;
+use hookbridge_worker::consumer;
+use hookbridge_worker::settings::{WorkerArgs, WorkerSettings};
+use hookbridge_worker::startup;
 
 #[derive(Parser)]
 #[command(
@@ -31,18 +31,17 @@ fn fail(reason: impl std::fmt::Display) -> ! {
 async fn main() {
     let cli = Cli::parse();
     telemetry::init(LogFormat::from_env().unwrap_or_else(|e| fail(e)));
+    let settings = WorkerSettings::from_args(&cli.worker, &cli.common).unwrap_or_else(|e| fail(e));
     let queue = cli
         .common
         .open_queue()
         .await
         .unwrap_or_else(|e| fail(format!("queue: {e}")));
+    let pipeline = startup::pipeline(&settings, &cli.common)
+        .await
+        .unwrap_or_else(|e| fail(e));
     let shutdown = hookbridge_shared::shutdown::on_signal();
-    let config = ConsumerConfig {
-        concurrency: cli.worker.worker_concurrency as usize,
-        visibility: cli.worker.visibility_timeout,
-        max_attempts: cli.common.max_receive_count,
-        drain_timeout: cli.worker.drain_timeout,
-        ..ConsumerConfig::default()
-    };
-    consumer::run(queue, Arc::new(LogOnly), config, shutdown).await;
+    let config = startup::consumer_config(&cli.worker, &cli.common);
+    consumer::run(queue, Arc::new(pipeline), config, shutdown).await;
+    tracing::info!("hookbridge-worker stopped");
 }

@@ -223,7 +223,9 @@ impl Pipeline {
         };
         let Some(target) = self.routing.route(&facts) else {
             tracing::info!(delivery = %delivery, issue = %identity, "no route for this event; ignored");
-            self.store.mark_done(&delivery, self.config.done_ttl).await?;
+            self.store
+                .mark_done(&delivery, self.config.done_ttl)
+                .await?;
             return Ok(Outcome::Done);
         };
         let guard = self.lock(&identity).await?;
@@ -333,12 +335,22 @@ impl Pipeline {
                     .await?;
             }
             ("issues", "closed") if target.sync_closure => {
-                self.transition_or_comment(key, target.close_transition.as_deref(), event, "closed")
-                    .await?;
+                self.transition_or_comment(
+                    key,
+                    target.close_transition.as_deref(),
+                    event,
+                    "closed",
+                )
+                .await?;
             }
             ("issues", "reopened") if target.sync_closure => {
-                self.transition_or_comment(key, target.reopen_transition.as_deref(), event, "reopened")
-                    .await?;
+                self.transition_or_comment(
+                    key,
+                    target.reopen_transition.as_deref(),
+                    event,
+                    "reopened",
+                )
+                .await?;
             }
             ("issue_comment", "created") if target.sync_comments => {
                 self.comment_once(guard, event, identity, key).await?;
@@ -365,7 +377,8 @@ impl Pipeline {
             if !mapping.linked {
                 self.link(&mapping.jira_key, issue).await?;
                 mapping.linked = true;
-                self.write_fenced(guard, &map_key(identity), &mapping).await?;
+                self.write_fenced(guard, &map_key(identity), &mapping)
+                    .await?;
             }
             return Ok((mapping, false));
         }
@@ -390,7 +403,8 @@ impl Pipeline {
                     jira_key: found,
                     linked: false,
                 };
-                self.write_fenced(guard, &map_key(identity), &mapping).await?;
+                self.write_fenced(guard, &map_key(identity), &mapping)
+                    .await?;
                 return Box::pin(self.ensure_issue(guard, event, identity, target)).await;
             }
         }
@@ -423,11 +437,13 @@ impl Pipeline {
             jira_key,
             linked: false,
         };
-        self.write_fenced(guard, &map_key(identity), &mapping).await?;
+        self.write_fenced(guard, &map_key(identity), &mapping)
+            .await?;
         let _ = self.store.delete_fenced(guard, &intent_key).await;
         self.link(&mapping.jira_key, issue).await?;
         mapping.linked = true;
-        self.write_fenced(guard, &map_key(identity), &mapping).await?;
+        self.write_fenced(guard, &map_key(identity), &mapping)
+            .await?;
         Ok((mapping, true))
     }
 
@@ -481,7 +497,9 @@ impl Pipeline {
             "The GitHub issue was {what} by {}: {}",
             event.sender.login, event.issue.html_url
         );
-        self.jira.add_comment(key, adf::markdown_to_adf(&text)).await?;
+        self.jira
+            .add_comment(key, adf::markdown_to_adf(&text))
+            .await?;
         Ok(())
     }
 
@@ -495,7 +513,11 @@ impl Pipeline {
         let Some(comment) = &event.comment else {
             return Err(Step::Fail("issue_comment event without a comment".into()));
         };
-        if event.comment.as_ref().is_some_and(|c| self.is_own(&c.user.login)) {
+        if event
+            .comment
+            .as_ref()
+            .is_some_and(|c| self.is_own(&c.user.login))
+        {
             return Ok(());
         }
         let done_key = comment_key(identity, comment.id);
@@ -550,7 +572,10 @@ mod tests {
         let long = summary(&"é".repeat(400));
         assert_eq!(long.chars().count(), 255);
         assert!(long.ends_with('…'));
-        assert_eq!(jira_label("good first issue").as_deref(), Some("good-first-issue"));
+        assert_eq!(
+            jira_label("good first issue").as_deref(),
+            Some("good-first-issue")
+        );
         assert_eq!(jira_label("   "), None);
         assert_eq!(marker_label("octo/api#1"), marker_label("octo/api#1"));
         assert_ne!(marker_label("octo/api#1"), marker_label("octo/api#2"));

@@ -7,9 +7,9 @@ use hookbridge_ingest::enqueue::Enqueuer;
 use hookbridge_ingest::settings::{IngestArgs, IngestSettings};
 use hookbridge_ingest::{Application, open_spool};
 use hookbridge_shared::config::CommonArgs;
-use hookbridge_worker::consumer::{self, ConsumerConfig};
-use hookbridge_worker::handler::LogOnly;
-use hookbridge_worker::settings::WorkerArgs;
+use hookbridge_worker::consumer;
+use hookbridge_worker::settings::{WorkerArgs, WorkerSettings};
+use hookbridge_worker::startup;
 
 use crate::Failure;
 
@@ -26,6 +26,8 @@ pub struct RunArgs {
 pub async fn run(args: RunArgs) -> Result<(), Failure> {
     let settings =
         IngestSettings::from_args(&args.ingest, &args.common).map_err(Failure::config)?;
+    let worker_settings =
+        WorkerSettings::from_args(&args.worker, &args.common).map_err(Failure::config)?;
     for warning in settings.warnings() {
         tracing::warn!("{warning}");
     }
@@ -37,6 +39,9 @@ pub async fn run(args: RunArgs) -> Result<(), Failure> {
     let spool = open_spool(&args.common, &args.ingest, &queue)
         .map_err(|e| Failure::config(format!("spool: {e}")))?;
     let enqueuer = Enqueuer::new(queue.clone(), args.common.claim_store(), spool);
+    let pipeline = startup::pipeline(&worker_settings, &args.common)
+        .await
+        .map_err(Failure::config)?;
     let app =
         Application::build(settings, enqueuer).map_err(|e| Failure::config(format!("{e:#}")))?;
     let url = app.base_url();
@@ -50,20 +55,21 @@ pub async fn run(args: RunArgs) -> Result<(), Failure> {
     println!("  health         {url}/health");
     println!("  queue          {}", queue.backend_name());
     println!("  data dir       {}", data_dir.display());
+    match &worker_settings.jira {
+        Some(jira) => println!("  jira           {}", jira.base_url),
+        None => println!(
+            "  jira           dry-run (no JIRA_BASE_URL): requests are written to {}",
+            worker_settings.audit_dir.join("audit.jsonl").display()
+        ),
+    }
     println!(
         "  send a test event:  GITHUB_WEBHOOK_SECRET=<secret> hookbridge send-test-event --url {url}"
     );
     let shutdown = hookbridge_shared::shutdown::on_signal();
-    let config = ConsumerConfig {
-        concurrency: args.worker.worker_concurrency as usize,
-        visibility: args.worker.visibility_timeout,
-        max_attempts: args.common.max_receive_count,
-        drain_timeout: args.worker.drain_timeout,
-        ..ConsumerConfig::default()
-    };
+    let config = startup::consumer_config(&args.worker, &args.common);
     let worker = tokio::spawn(consumer::run(
         queue,
-        Arc::new(LogOnly),
+        Arc::new(pipeline),
         config,
         shutdown.clone(),
     ));

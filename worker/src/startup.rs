@@ -1,0 +1,74 @@
+//! Assembling a worker from its settings: the store (Redis or embedded), Jira (live or dry-run),
+//! routing and the consumer's tunables. Shared by `hookbridge-worker` and `hookbridge run`, so
+//! both behave the same.
+
+use std::time::Duration;
+
+use hookbridge_shared::config::CommonArgs;
+
+use crate::audit::AuditLog;
+use crate::consumer::ConsumerConfig;
+use crate::jira::JiraClient;
+use crate::jira_ops::JiraOps;
+use crate::pipeline::{Pipeline, PipelineConfig};
+use crate::settings::{WorkerArgs, WorkerSettings};
+use crate::store::{EMBEDDED_FILE_NAME, Store};
+
+/// Opens the store and the Jira client and builds the GitHub → Jira pipeline.
+///
+/// # Errors
+/// A one-line reason naming what could not be opened (Redis unreachable at start, an unreadable
+/// embedded store, a Jira client that cannot be built).
+pub async fn pipeline(settings: &WorkerSettings, common: &CommonArgs) -> Result<Pipeline, String> {
+    let store = match &settings.redis_url {
+        Some(url) => Store::connect_redis(url, &settings.redis_prefix)
+            .await
+            .map_err(|e| format!("REDIS_URL: {e}"))?,
+        None => {
+            let path = common.data_dir.join(EMBEDDED_FILE_NAME);
+            Store::open_embedded(&path).map_err(|e| format!("embedded store: {e}"))?
+        }
+    };
+    let jira = match &settings.jira {
+        Some(jira) => JiraOps::Live(
+            JiraClient::with_store(jira, Some(store.clone()))
+                .map_err(|e| format!("JIRA_BASE_URL: {e}"))?,
+        ),
+        None => {
+            let audit = AuditLog::in_dir(&settings.audit_dir);
+            tracing::warn!(
+                audit = %audit.path().display(),
+                "JIRA_BASE_URL is not set: dry-run, the Jira requests are written to the audit trail"
+            );
+            JiraOps::DryRun(audit)
+        }
+    };
+    if settings.routing.default_project.is_none() && settings.routing.rules.is_empty() {
+        tracing::warn!(
+            "neither JIRA_PROJECT_KEY nor routing rules are set: GitHub issues have nowhere to go and are ignored"
+        );
+    }
+    tracing::info!(store = store.backend_name(), "worker store ready");
+    Ok(Pipeline {
+        store,
+        jira,
+        routing: settings.routing.clone(),
+        claims: common.claim_store(),
+        config: PipelineConfig {
+            ignore_logins: settings.ignore_logins.clone(),
+            search_lag: settings.search_lag,
+            ..PipelineConfig::default()
+        },
+    })
+}
+
+/// The consumer's tunables from the flags.
+pub fn consumer_config(args: &WorkerArgs, common: &CommonArgs) -> ConsumerConfig {
+    ConsumerConfig {
+        concurrency: args.worker_concurrency as usize,
+        visibility: args.visibility_timeout.max(Duration::from_secs(1)),
+        max_attempts: common.max_receive_count,
+        drain_timeout: args.drain_timeout,
+        ..ConsumerConfig::default()
+    }
+}
