@@ -1,4 +1,5 @@
 //! hookbridge's integration tests: one test binary, one module per area.
 
 mod conformance;
+mod jira_client;
 mod store;
