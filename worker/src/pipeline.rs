@@ -50,7 +50,7 @@ impl Default for PipelineConfig {
     fn default() -> Self {
         Self {
             ignore_logins: Vec::new(),
-            lock_ttl: Duration::from_secs(60),
+            lock_ttl: Duration::from_secs(15),
             lock_wait: Duration::from_secs(15),
             search_lag: Duration::from_secs(30),
             done_ttl: Duration::from_secs(7 * 24 * 3600),
@@ -172,17 +172,23 @@ fn labels_for(issue: &Issue, identity: &str, target: &Target) -> Vec<String> {
 
 impl Handler for Pipeline {
     async fn handle(&self, message: &Received) -> Outcome {
-        match self.process(message).await {
+        self.handle_body(&message.body).await
+    }
+}
+
+impl Pipeline {
+    /// Handles one queue message body (an encoded envelope); what the consumer calls for each
+    /// message, and what tests call directly.
+    pub async fn handle_body(&self, body: &[u8]) -> Outcome {
+        match self.process(body).await {
             Ok(outcome) => outcome,
             Err(Step::Retry { after, reason }) => Outcome::Retry { after, reason },
             Err(Step::Fail(reason)) => Outcome::Fail { reason },
         }
     }
-}
 
-impl Pipeline {
-    async fn process(&self, message: &Received) -> Result<Outcome, Step> {
-        let envelope = Envelope::decode(&message.body).map_err(|e| Step::Fail(e.to_string()))?;
+    async fn process(&self, body: &[u8]) -> Result<Outcome, Step> {
+        let envelope = Envelope::decode(body).map_err(|e| Step::Fail(e.to_string()))?;
         let delivery = envelope.delivery.as_str().to_owned();
         if envelope.source == Source::Jira {
             tracing::info!(delivery = %delivery, event = %envelope.event, "Jira event: nothing to do for it yet");

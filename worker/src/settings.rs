@@ -63,6 +63,11 @@ pub struct WorkerArgs {
     #[arg(long, env = "HOOKBRIDGE_JIRA_SEARCH_LAG", default_value = "30", value_parser = parse_seconds)]
     pub jira_search_lag: Duration,
 
+    /// Seconds a per-issue lock outlives a worker that died holding it (live workers extend it
+    /// every third of this).
+    #[arg(long, env = "HOOKBRIDGE_LOCK_TTL", default_value = "15", value_parser = parse_seconds)]
+    pub lock_ttl: Duration,
+
     /// GitHub logins of the bridge itself, comma-separated: their events are ignored (no loops).
     #[arg(long, env = "GITHUB_BOT_LOGIN", value_delimiter = ',')]
     pub github_bot_login: Vec<String>,
@@ -90,6 +95,7 @@ pub struct WorkerSettings {
     pub routing: Routing,
     pub audit_dir: PathBuf,
     pub search_lag: Duration,
+    pub lock_ttl: Duration,
     pub ignore_logins: Vec<String>,
 }
 
@@ -175,6 +181,7 @@ impl WorkerSettings {
                 .clone()
                 .unwrap_or_else(|| common.data_dir.join("audit")),
             search_lag: args.jira_search_lag,
+            lock_ttl: args.lock_ttl.max(Duration::from_secs(1)),
             ignore_logins: args
                 .github_bot_login
                 .iter()

@@ -57,6 +57,7 @@ pub async fn pipeline(settings: &WorkerSettings, common: &CommonArgs) -> Result<
         config: PipelineConfig {
             ignore_logins: settings.ignore_logins.clone(),
             search_lag: settings.search_lag,
+            lock_ttl: settings.lock_ttl,
             ..PipelineConfig::default()
         },
     })

@@ -2,4 +2,6 @@
 
 mod conformance;
 mod jira_client;
+mod pipeline;
 mod store;
+mod worker_process;

@@ -1,0 +1,379 @@
+//! The GitHub → Jira pipeline, driven message by message against the Jira fake and the real test
+//! Redis: exactly one Jira issue per GitHub issue whatever the redeliveries and races, comments
+//! once on the right issue, permanent errors dead-lettered with Jira's reason, dry-run to the audit
+//! trail.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hookbridge_shared::claim::ClaimStore;
+use hookbridge_shared::routing::{JiraProjectKey, Routing};
+use hookbridge_tests::github::{GithubIssue, delivery_id, envelope};
+use hookbridge_tests::jira_fake::{FakeConfig, JiraFake};
+use hookbridge_worker::audit::AuditLog;
+use hookbridge_worker::handler::Outcome;
+use hookbridge_worker::jira::JiraClient;
+use hookbridge_worker::jira_ops::JiraOps;
+use hookbridge_worker::pipeline::{Pipeline, PipelineConfig, marker_label};
+use hookbridge_worker::settings::JiraSettings;
+use hookbridge_worker::store::Store;
+use secrecy::SecretString;
+
+struct Setup {
+    fake: JiraFake,
+    pipeline: Arc<Pipeline>,
+    _dir: tempfile::TempDir,
+}
+
+async fn redis_store() -> Store {
+    let url = std::env::var("HOOKBRIDGE_TEST_REDIS_URL")
+        .expect("HOOKBRIDGE_TEST_REDIS_URL: run under scripts/with-test-services.sh (make test)");
+    let prefix = format!("hbpipe:{}:", uuid::Uuid::new_v4().simple());
+    Store::connect_redis(&url, &prefix)
+        .await
+        .expect("test Redis")
+}
+
+fn routing(issue_type: &str) -> Routing {
+    Routing {
+        rules: Vec::new(),
+        default_project: Some(JiraProjectKey::parse("DEMO").expect("key")),
+        default_issue_type: issue_type.to_owned(),
+    }
+}
+
+async fn setup(config: FakeConfig, issue_type: &str) -> Setup {
+    let fake = JiraFake::start(config).await;
+    let store = redis_store().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let client = JiraClient::with_store(
+        &JiraSettings {
+            base_url: url::Url::parse(&fake.base_url()).expect("url"),
+            email: fake.email(),
+            api_token: SecretString::from(fake.token()),
+            rate_per_sec: 100.0,
+        },
+        Some(store.clone()),
+    )
+    .expect("client");
+    let pipeline = Pipeline {
+        store,
+        jira: JiraOps::Live(client),
+        routing: routing(issue_type),
+        claims: ClaimStore::new(dir.path().join("claims")),
+        config: PipelineConfig {
+            ignore_logins: vec!["hookbridge-bot".into()],
+            search_lag: Duration::from_millis(300),
+            ..PipelineConfig::default()
+        },
+    };
+    Setup {
+        fake,
+        pipeline: Arc::new(pipeline),
+        _dir: dir,
+    }
+}
+
+/// Handles a message like the consumer would: retried while the outcome says retry (with the
+/// asked delay, capped), up to `attempts`.
+async fn deliver(pipeline: &Pipeline, body: &[u8]) -> Outcome {
+    let mut outcome = pipeline.handle_body(body).await;
+    for _ in 0..10 {
+        match &outcome {
+            Outcome::Retry { after, .. } => {
+                tokio::time::sleep((*after).min(Duration::from_secs(2))).await;
+                outcome = pipeline.handle_body(body).await;
+            }
+            _ => break,
+        }
+    }
+    outcome
+}
+
+#[tokio::test]
+async fn the_same_delivery_three_times_makes_one_issue() {
+    let s = setup(FakeConfig::default(), "Task").await;
+    let issue = GithubIssue::new("octo/api", 1).with_labels(&["bug", "good first issue"]);
+    let body = envelope("issues", &delivery_id(), &issue.event("opened"));
+    for _ in 0..3 {
+        assert_eq!(deliver(&s.pipeline, &body).await, Outcome::Done);
+    }
+    // And three at once.
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..3 {
+        let pipeline = s.pipeline.clone();
+        let body = body.clone();
+        tasks.spawn(async move { deliver(&pipeline, &body).await });
+    }
+    while let Some(outcome) = tasks.join_next().await {
+        assert_eq!(outcome.expect("task"), Outcome::Done);
+    }
+    let issues = s.fake.issues();
+    assert_eq!(issues.len(), 1, "{issues:#?}");
+    let created = &issues[0];
+    assert_eq!(created.summary, "GitHub Issue: Issue 1 of octo/api");
+    assert!(created.labels.contains(&"github".to_owned()));
+    assert!(created.labels.contains(&"good-first-issue".to_owned()));
+    assert!(created.labels.contains(&marker_label("octo/api#1")));
+    let description = created.description.to_string();
+    assert!(description.contains("https://github.com/octo/api/issues/1"));
+    assert!(description.contains("octocat"));
+    assert!(description.contains("codeBlock"));
+    assert_eq!(created.remote_links.len(), 1);
+    assert_eq!(created.remote_links[0].0, issue.html_url());
+}
+
+#[tokio::test]
+async fn opened_and_labeled_together_make_one_issue_with_the_label() {
+    let s = setup(
+        FakeConfig {
+            latency: Duration::from_millis(30),
+            ..FakeConfig::default()
+        },
+        "Task",
+    )
+    .await;
+    for number in 1..=5 {
+        let issue = GithubIssue::new("octo/web", number).with_labels(&["triage"]);
+        let opened = envelope("issues", &delivery_id(), &issue.event("opened"));
+        let labeled = envelope("issues", &delivery_id(), &issue.event("labeled"));
+        let (a, b) = tokio::join!(
+            deliver(&s.pipeline, &opened),
+            deliver(&s.pipeline, &labeled)
+        );
+        assert_eq!((a, b), (Outcome::Done, Outcome::Done));
+    }
+    let issues = s.fake.issues();
+    assert_eq!(issues.len(), 5, "{issues:#?}");
+    for issue in issues {
+        assert!(issue.labels.contains(&"triage".to_owned()), "{issue:?}");
+        assert_eq!(issue.remote_links.len(), 1);
+    }
+}
+
+#[tokio::test]
+async fn comments_land_once_on_the_right_issue() {
+    let s = setup(FakeConfig::default(), "Task").await;
+    let first = GithubIssue::new("octo/api", 10);
+    let second = GithubIssue::new("octo/api", 11);
+    for issue in [&first, &second] {
+        let body = envelope("issues", &delivery_id(), &issue.event("opened"));
+        assert_eq!(deliver(&s.pipeline, &body).await, Outcome::Done);
+    }
+    let comment = envelope(
+        "issue_comment",
+        &delivery_id(),
+        &second.comment(
+            777,
+            "hubot-human",
+            "Same here on **v2**.\nWorkaround: restart.",
+        ),
+    );
+    for _ in 0..2 {
+        assert_eq!(deliver(&s.pipeline, &comment).await, Outcome::Done);
+    }
+    // The same comment under a new delivery id (GitHub redelivered it as a new delivery).
+    let again = envelope(
+        "issue_comment",
+        &delivery_id(),
+        &second.comment(
+            777,
+            "hubot-human",
+            "Same here on **v2**.\nWorkaround: restart.",
+        ),
+    );
+    assert_eq!(deliver(&s.pipeline, &again).await, Outcome::Done);
+    // The bridge's own comments are not mirrored back.
+    let own = envelope(
+        "issue_comment",
+        &delivery_id(),
+        &second.comment(778, "hookbridge-bot", "synced"),
+    );
+    assert_eq!(deliver(&s.pipeline, &own).await, Outcome::Done);
+
+    let issues = s.fake.issues();
+    let target = issues
+        .iter()
+        .find(|i| i.remote_links[0].0 == second.html_url())
+        .expect("the second issue");
+    let other = issues
+        .iter()
+        .find(|i| i.remote_links[0].0 == first.html_url())
+        .expect("the first issue");
+    assert_eq!(target.comments.len(), 1, "{:#?}", target.comments);
+    assert!(other.comments.is_empty());
+    let text = target.comments[0].to_string();
+    assert!(
+        text.contains("issuecomment-777")
+            && text.contains("hubot-human")
+            && text.contains("Workaround")
+    );
+}
+
+#[tokio::test]
+async fn edits_labels_closing_and_reopening_follow() {
+    let s = setup(FakeConfig::default(), "Task").await;
+    let mut issue = GithubIssue::new("octo/api", 20);
+    assert_eq!(
+        deliver(
+            &s.pipeline,
+            &envelope("issues", &delivery_id(), &issue.event("opened"))
+        )
+        .await,
+        Outcome::Done
+    );
+    issue.title = "Renamed".into();
+    issue.body = "new body".into();
+    assert_eq!(
+        deliver(
+            &s.pipeline,
+            &envelope("issues", &delivery_id(), &issue.event("edited"))
+        )
+        .await,
+        Outcome::Done
+    );
+    issue.labels = vec!["p1".into()];
+    assert_eq!(
+        deliver(
+            &s.pipeline,
+            &envelope("issues", &delivery_id(), &issue.event("labeled"))
+        )
+        .await,
+        Outcome::Done
+    );
+    assert_eq!(
+        deliver(
+            &s.pipeline,
+            &envelope("issues", &delivery_id(), &issue.event("closed"))
+        )
+        .await,
+        Outcome::Done
+    );
+    let jira = &s.fake.issues()[0];
+    assert_eq!(jira.summary, "GitHub Issue: Renamed");
+    assert!(jira.description.to_string().contains("new body"));
+    assert!(jira.labels.contains(&"p1".to_owned()));
+    assert_eq!(jira.status, "Done");
+    assert_eq!(
+        deliver(
+            &s.pipeline,
+            &envelope("issues", &delivery_id(), &issue.event("reopened"))
+        )
+        .await,
+        Outcome::Done
+    );
+    assert_eq!(s.fake.issues()[0].status, "To Do");
+    assert_eq!(s.fake.count_issues(), 1);
+}
+
+#[tokio::test]
+async fn a_permanent_400_fails_with_jiras_reason_and_creates_nothing() {
+    let s = setup(FakeConfig::default(), "Epic").await;
+    let body = envelope(
+        "issues",
+        &delivery_id(),
+        &GithubIssue::new("octo/api", 30).event("opened"),
+    );
+    match s.pipeline.handle_body(&body).await {
+        Outcome::Fail { reason } => {
+            assert!(
+                reason.contains("400") && reason.contains("issue type"),
+                "{reason}"
+            )
+        }
+        other => panic!("expected a permanent failure, got {other:?}"),
+    }
+    assert_eq!(s.fake.count_issues(), 0);
+    // A 400 proves nothing was created, so no search is needed before a later attempt.
+    assert!(
+        !s.fake
+            .request_log()
+            .iter()
+            .any(|r| r.path.contains("/search"))
+    );
+}
+
+#[tokio::test]
+async fn a_create_with_an_unknown_outcome_is_reconciled_before_creating_again() {
+    let s = setup(
+        FakeConfig {
+            search_lag: Duration::from_millis(200),
+            ..FakeConfig::default()
+        },
+        "Task",
+    )
+    .await;
+    let issue = GithubIssue::new("octo/api", 40);
+    let body = envelope("issues", &delivery_id(), &issue.event("opened"));
+    s.fake.fail_next(
+        reqwest::Method::POST,
+        "/rest/api/3/issue/DEMO-1/remotelink",
+        400,
+        None,
+        1,
+    );
+    // First attempt: creates DEMO-1, then the remote link is refused (permanent) — the mapping
+    // was saved before linking, so the next attempt links without creating.
+    let first = s.pipeline.handle_body(&body).await;
+    assert!(matches!(first, Outcome::Fail { .. }), "{first:?}");
+    assert_eq!(deliver(&s.pipeline, &body).await, Outcome::Done);
+    assert_eq!(s.fake.count_issues(), 1);
+    assert_eq!(s.fake.issues()[0].remote_links.len(), 1);
+
+    // A create answered by a 500: the worker cannot tell it from a create whose answer was lost
+    // after Jira made the issue.
+    let lost = GithubIssue::new("octo/api", 41);
+    let lost_body = envelope("issues", &delivery_id(), &lost.event("opened"));
+    s.fake
+        .fail_next(reqwest::Method::POST, "/rest/api/3/issue", 500, None, 1);
+    let outcome = s.pipeline.handle_body(&lost_body).await;
+    assert!(matches!(outcome, Outcome::Retry { .. }), "{outcome:?}");
+    // The fake refused that create, but the worker cannot tell a 500 from a lost answer: it must
+    // search before creating again, and, finding nothing after the lag, create exactly once.
+    assert_eq!(deliver(&s.pipeline, &lost_body).await, Outcome::Done);
+    assert_eq!(s.fake.count_issues(), 2);
+    let searched = s
+        .fake
+        .request_log()
+        .iter()
+        .any(|r| r.path == "/rest/api/3/search/jql");
+    assert!(
+        searched,
+        "the retry after an unknown outcome must search by marker first"
+    );
+}
+
+#[tokio::test]
+async fn dry_run_writes_the_exact_request_to_the_audit_trail() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let audit = AuditLog::in_dir(&dir.path().join("audit"));
+    let pipeline = Pipeline {
+        store: redis_store().await,
+        jira: JiraOps::DryRun(audit.clone()),
+        routing: routing("Task"),
+        claims: ClaimStore::new(dir.path().join("claims")),
+        config: PipelineConfig::default(),
+    };
+    let issue = GithubIssue::new("octo/api", 50).with_labels(&["bug"]);
+    let body = envelope("issues", &delivery_id(), &issue.event("opened"));
+    assert_eq!(deliver(&pipeline, &body).await, Outcome::Done);
+    let trail = std::fs::read_to_string(audit.path()).expect("audit trail");
+    let records: Vec<serde_json::Value> = trail
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    let create = records
+        .iter()
+        .find(|r| r["request"]["path"] == "/rest/api/3/issue")
+        .expect("the create request");
+    assert_eq!(create["request"]["method"], "POST");
+    let fields = &create["request"]["body"]["fields"];
+    assert_eq!(fields["project"]["key"], "DEMO");
+    assert_eq!(fields["summary"], "GitHub Issue: Issue 50 of octo/api");
+    hookbridge_worker::adf::validate(&fields["description"]).expect("ADF description");
+    assert!(records.iter().any(|r| {
+        r["request"]["path"]
+            .as_str()
+            .is_some_and(|p| p.ends_with("/remotelink"))
+    }));
+}

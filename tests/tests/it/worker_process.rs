@@ -1,0 +1,257 @@
+//! `hookbridge-worker` as a process: killed with SIGKILL between "Jira created the issue" and
+//! "message acknowledged", two processes on one queue, a permanent Jira error ending in the
+//! dead-letter store with its reason, and SIGTERM. The queue is the embedded one in a temp data
+//! dir; the store is the test Redis; Jira is the fake.
+
+use std::future::Future;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use hookbridge_shared::queue::embedded::{EmbeddedOptions, EmbeddedQueue};
+use hookbridge_tests::github::{GithubIssue, delivery_id, envelope};
+use hookbridge_tests::jira_fake::{FakeConfig, JiraFake};
+use hookbridge_tests::process::Proc;
+use reqwest::Method;
+
+const PATIENCE: Duration = Duration::from_secs(40);
+
+fn queue(dir: &Path) -> EmbeddedQueue {
+    EmbeddedQueue::open(EmbeddedOptions::in_dir(dir, "queue.db")).expect("embedded queue")
+}
+
+async fn send(queue: &EmbeddedQueue, body: Vec<u8>) {
+    queue.send(Bytes::from(body)).await.expect("enqueue");
+}
+
+/// Polls `check` until it holds.
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + PATIENCE;
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn worker_env(fake: &JiraFake, dir: &Path, extra: &[(&str, &str)]) -> Vec<(&'static str, String)> {
+    let redis = std::env::var("HOOKBRIDGE_TEST_REDIS_URL")
+        .expect("HOOKBRIDGE_TEST_REDIS_URL: run under scripts/with-test-services.sh (make test)");
+    let prefix = format!(
+        "hbproc:{}:",
+        dir.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    );
+    let mut env: Vec<(&'static str, String)> = vec![
+        ("HOOKBRIDGE_DATA_DIR", dir.display().to_string()),
+        ("REDIS_URL", redis),
+        ("HOOKBRIDGE_REDIS_PREFIX", prefix),
+        ("JIRA_BASE_URL", fake.base_url()),
+        ("JIRA_EMAIL", fake.email()),
+        ("JIRA_API_TOKEN", fake.token()),
+        ("JIRA_PROJECT_KEY", "DEMO".into()),
+        ("JIRA_RATE_LIMIT", "100".into()),
+        ("HOOKBRIDGE_JIRA_SEARCH_LAG", "1".into()),
+        ("HOOKBRIDGE_VISIBILITY_TIMEOUT", "2".into()),
+        ("HOOKBRIDGE_LOCK_TTL", "2".into()),
+        ("HOOKBRIDGE_DRAIN_TIMEOUT", "5".into()),
+        ("WORKER_CONCURRENCY", "8".into()),
+    ];
+    for (k, v) in extra {
+        let key: &'static str = Box::leak(k.to_string().into_boxed_str());
+        env.retain(|(existing, _)| *existing != key);
+        env.push((key, (*v).to_owned()));
+    }
+    env
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_between_create_and_ack_leaves_one_issue() {
+    let fake = JiraFake::start(FakeConfig {
+        search_lag: Duration::from_millis(300),
+        ..FakeConfig::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let q = queue(dir.path());
+    let issue = GithubIssue::new("octo/api", 7).with_labels(&["bug"]);
+    send(
+        &q,
+        envelope("issues", &delivery_id(), &issue.event("opened")),
+    )
+    .await;
+    // Jira makes the issue, but its answer is held back: the worker is killed while waiting.
+    fake.stall_next(Method::POST, "/rest/api/3/issue", Duration::from_secs(120));
+    let env = worker_env(&fake, dir.path(), &[]);
+    let mut first = Proc::spawn("hookbridge-worker", &[], &env);
+    eventually("Jira to have the issue", || async {
+        fake.count_issues() == 1
+    })
+    .await;
+    first.kill9();
+
+    let mut second = Proc::spawn("hookbridge-worker", &[], &env);
+    eventually(
+        "the issue to be linked and the message acknowledged",
+        || async {
+            fake.issues()
+                .first()
+                .is_some_and(|i| i.remote_links.len() == 1)
+                && q.depth().await.unwrap_or(1) == 0
+        },
+    )
+    .await;
+    // (on timeout, the second worker's output tells why)
+    assert_eq!(fake.count_issues(), 1, "{:#?}", fake.issues());
+    assert!(
+        second
+            .output()
+            .iter()
+            .any(|l| l.contains("recovered the Jira issue")),
+        "the second worker should have found the issue by its marker:\n{}",
+        second.output().join("\n")
+    );
+    second.terminate();
+    assert!(second.wait_exit(PATIENCE).success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_worker_processes_on_one_queue_make_no_duplicates() {
+    let fake = JiraFake::start(FakeConfig {
+        latency: Duration::from_millis(10),
+        search_lag: Duration::from_millis(300),
+        ..FakeConfig::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let q = queue(dir.path());
+    let issues: Vec<GithubIssue> = (1..=15)
+        .map(|n| GithubIssue::new("octo/shop", n).with_labels(&["triage"]))
+        .collect();
+    for issue in &issues {
+        let opened = delivery_id();
+        // opened (twice: a redelivery), and labeled at the same moment.
+        send(&q, envelope("issues", &opened, &issue.event("opened"))).await;
+        send(
+            &q,
+            envelope("issues", &delivery_id(), &issue.event("labeled")),
+        )
+        .await;
+        send(&q, envelope("issues", &opened, &issue.event("opened"))).await;
+        send(
+            &q,
+            envelope(
+                "issue_comment",
+                &delivery_id(),
+                &issue.comment(issue.number * 100, "dev", "+1"),
+            ),
+        )
+        .await;
+    }
+    let env = worker_env(&fake, dir.path(), &[("WORKER_CONCURRENCY", "6")]);
+    let mut a = Proc::spawn("hookbridge-worker", &[], &env);
+    let mut b = Proc::spawn("hookbridge-worker", &[], &env);
+    eventually("the queue to drain", || async {
+        q.depth().await.unwrap_or(1) == 0
+    })
+    .await;
+    let jira = fake.issues();
+    assert_eq!(jira.len(), issues.len(), "{jira:#?}");
+    for issue in &jira {
+        assert!(issue.labels.contains(&"triage".to_owned()));
+        assert_eq!(issue.remote_links.len(), 1);
+        assert_eq!(
+            issue.comments.len(),
+            1,
+            "{}: {:#?}",
+            issue.key,
+            issue.comments
+        );
+    }
+    assert!(q.dead_letters(10).await.expect("dlq").is_empty());
+    for w in [&mut a, &mut b] {
+        w.terminate();
+        assert!(w.wait_exit(PATIENCE).success());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_permanent_jira_error_goes_to_the_dead_letter_store_with_the_reason() {
+    let fake = JiraFake::start(FakeConfig::default()).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let q = queue(dir.path());
+    send(
+        &q,
+        envelope(
+            "issues",
+            &delivery_id(),
+            &GithubIssue::new("octo/api", 9).event("opened"),
+        ),
+    )
+    .await;
+    let env = worker_env(&fake, dir.path(), &[("JIRA_ISSUE_TYPE", "Epic")]);
+    let mut worker = Proc::spawn("hookbridge-worker", &[], &env);
+    eventually("the message to be dead-lettered", || async {
+        q.dead_letters(10).await.is_ok_and(|d| d.len() == 1)
+    })
+    .await;
+    let dead = q.dead_letters(10).await.expect("dlq");
+    let reason = dead[0].last_error.clone().unwrap_or_default();
+    assert!(
+        reason.contains("400") && reason.contains("issue type"),
+        "{reason}"
+    );
+    assert_eq!(dead[0].receive_count, 1, "a permanent error is not retried");
+    assert_eq!(fake.count_issues(), 0);
+    assert_eq!(
+        fake.request_log()
+            .iter()
+            .filter(|r| r.path == "/rest/api/3/issue")
+            .count(),
+        1,
+        "no retry storm"
+    );
+    worker.terminate();
+    assert!(worker.wait_exit(PATIENCE).success());
+    // No secret in what the worker printed.
+    let printed = worker.output().join("\n");
+    assert!(
+        !printed.contains(&fake.token()),
+        "the API token leaked into the logs"
+    );
+}
+
+#[test]
+fn bad_configuration_is_refused_with_the_key() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let cases: [(&[(&str, &str)], &str); 3] = [
+        (&[("JIRA_BASE_URL", "ftp://jira")], "JIRA_BASE_URL"),
+        (
+            &[
+                ("JIRA_BASE_URL", "http://127.0.0.1:9"),
+                ("JIRA_EMAIL", "a@b.c"),
+            ],
+            "JIRA_API_TOKEN",
+        ),
+        (&[("REDIS_URL", "http://nope")], "REDIS_URL"),
+    ];
+    for (env, key) in cases {
+        let mut vars: Vec<(&str, String)> =
+            vec![("HOOKBRIDGE_DATA_DIR", dir.path().display().to_string())];
+        vars.extend(env.iter().map(|(k, v)| (*k, (*v).to_owned())));
+        let mut worker = Proc::spawn("hookbridge-worker", &[], &vars);
+        let status = worker.wait_exit(PATIENCE);
+        assert_eq!(
+            status.code(),
+            Some(2),
+            "{key}: {}",
+            worker.output().join("\n")
+        );
+        let printed = worker.output().join("\n");
+        assert!(printed.contains(key), "{key} not named in: {printed}");
+    }
+}
