@@ -59,6 +59,10 @@ impl Application {
         };
         let metrics = Metrics::new();
         enqueuer.attach_metrics(&metrics);
+        // Expose the error counter at 0 from the start, so alerts on it have a series to watch.
+        metrics
+            .queue_errors
+            .with_label_values(&[enqueuer.queue().backend_name()]);
         Ok(Self {
             listener,
             state: Arc::new(AppState {

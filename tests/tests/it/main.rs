@@ -1,6 +1,8 @@
 //! hookbridge's integration tests: one test binary, one module per area.
 
 mod conformance;
+mod ingest_http;
+mod ingest_sqs;
 mod jira_client;
 mod pipeline;
 mod store;
