@@ -626,3 +626,51 @@ async fn hookbridge_run_serves_health_accepts_signed_events_and_consumes_them() 
     run.proc.terminate();
     assert!(run.proc.wait_exit(PATIENCE).success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_serves_https_with_the_given_certificate() {
+    let certified =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+            .expect("self-signed certificate");
+    let pem_dir = tempfile::tempdir().expect("temp dir");
+    let cert = pem_dir.path().join("cert.pem");
+    let key = pem_dir.path().join("key.pem");
+    std::fs::write(&cert, certified.cert.pem()).expect("write cert");
+    std::fs::write(&key, certified.signing_key.serialize_pem()).expect("write key");
+    let cert_arg = cert.display().to_string();
+    let key_arg = key.display().to_string();
+    let mut ingest = start(
+        "hookbridge-ingest",
+        &["--tls-cert", &cert_arg, "--tls-key", &key_arg],
+        &[],
+    );
+    assert!(ingest.url.starts_with("https://"), "{}", ingest.url);
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .tls_certs_only([
+            reqwest::Certificate::from_pem(certified.cert.pem().as_bytes()).expect("cert"),
+        ])
+        .build()
+        .expect("client");
+    let health = client
+        .get(format!("{}/health", ingest.url))
+        .send()
+        .await
+        .expect("https request");
+    assert_eq!(health.status(), 200);
+    let id = delivery_id();
+    let body = opened_payload(1);
+    let response = client
+        .post(format!("{}/webhooks/github", ingest.url))
+        .header("Content-Type", "application/json")
+        .header("X-GitHub-Event", "issues")
+        .header("X-GitHub-Delivery", &id)
+        .header("X-Hub-Signature-256", sign_with(SECRET, &body))
+        .body(body)
+        .send()
+        .await
+        .expect("https request");
+    assert_eq!(response.status(), 202);
+    ingest.proc.terminate();
+    assert!(ingest.proc.wait_exit(PATIENCE).success());
+}
