@@ -43,8 +43,8 @@ async fn main() {
         .unwrap_or_else(|e| fail(format!("spool: {e}")));
     let enqueuer = Enqueuer::new(queue, cli.common.claim_store(), spool);
     let app = Application::build(settings, enqueuer).unwrap_or_else(|e| fail(format!("{e:#}")));
-    tracing::info!(url = %app.base_url(), version = hookbridge_shared::VERSION, "hookbridge-ingest listening");
     let shutdown = hookbridge_shared::shutdown::on_signal();
+    tracing::info!(url = %app.base_url(), version = hookbridge_shared::VERSION, "hookbridge-ingest listening");
     if let Err(e) = app.run_until_stopped(shutdown).await {
         fail(format!("{e:#}"));
     }

@@ -121,3 +121,149 @@ pub fn envelope(event: &str, delivery: &str, payload: &Value) -> Vec<u8> {
 pub fn delivery_id() -> String {
     uuid::Uuid::new_v4().to_string()
 }
+
+/// `sha256=<lowercase hex HMAC-SHA256(secret, body)>`: the value GitHub puts in
+/// `X-Hub-Signature-256` and Jira in `X-Hub-Signature`. Computed here independently of the product's
+/// own signer, so that a bug there cannot hide itself.
+pub fn signature(secret: &str, body: &[u8]) -> String {
+    use hmac::{KeyInit, Mac};
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes())
+        .expect("HMAC takes keys of any length");
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// An `issues.opened` payload of about `bytes` bytes (never less), as GitHub would send it, but
+/// pretty-printed and with non-ASCII text, quotes and newlines in the body, so that a byte-for-byte
+/// comparison catches any re-serialisation on the way.
+pub fn opened_payload_of_size(issue: &GithubIssue, bytes: usize) -> Vec<u8> {
+    const LINE: &str = "Ünïcödé \"quoted\" text, a tab\tand a backslash \\ — ✓ line\n";
+    let mut issue = issue.clone();
+    let base = serde_json::to_vec_pretty(&issue.event("opened"))
+        .expect("payload is JSON")
+        .len();
+    let per_line = serde_json::to_string(LINE).expect("JSON").len() - 2;
+    let lines = bytes.saturating_sub(base).div_ceil(per_line);
+    issue.body = format!("{}\n{}", issue.body, LINE.repeat(lines));
+    serde_json::to_vec_pretty(&issue.event("opened")).expect("payload is JSON")
+}
+
+/// One webhook request as a provider sends it: headers and the exact body bytes.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// The delivery id (`X-GitHub-Delivery` or `X-Atlassian-Webhook-Identifier`).
+    pub id: String,
+    pub body: Vec<u8>,
+    pub headers: Vec<(String, String)>,
+}
+
+impl Delivery {
+    /// A GitHub delivery of `event` with a JSON body, not yet signed.
+    pub fn github(event: &str, payload: &Value) -> Self {
+        Self::github_raw(event, serde_json::to_vec(payload).expect("payload is JSON"))
+    }
+
+    /// A GitHub delivery of `event` with exactly these body bytes (`application/json`).
+    pub fn github_raw(event: &str, body: Vec<u8>) -> Self {
+        let id = delivery_id();
+        Self {
+            headers: vec![
+                ("Content-Type".into(), "application/json".into()),
+                ("X-GitHub-Event".into(), event.into()),
+                ("X-GitHub-Delivery".into(), id.clone()),
+                ("X-GitHub-Hook-ID".into(), "424242".into()),
+                ("User-Agent".into(), "GitHub-Hookshot/044aadd".into()),
+            ],
+            id,
+            body,
+        }
+    }
+
+    /// A GitHub delivery whose hook is configured with `application/x-www-form-urlencoded`: the body
+    /// is `payload=<url-encoded JSON>`.
+    pub fn github_form(event: &str, payload: &Value) -> Self {
+        let json = serde_json::to_vec(payload).expect("payload is JSON");
+        let body = format!(
+            "payload={}",
+            url::form_urlencoded::byte_serialize(&json).collect::<String>()
+        );
+        Self::github_raw(event, body.into_bytes())
+            .header("Content-Type", "application/x-www-form-urlencoded")
+    }
+
+    /// A Jira Cloud admin webhook delivery with `X-Atlassian-Webhook-Identifier`, not yet signed.
+    pub fn jira(payload: &Value) -> Self {
+        let id = format!("jira-{}", delivery_id());
+        Self {
+            headers: vec![
+                ("Content-Type".into(), "application/json".into()),
+                ("X-Atlassian-Webhook-Identifier".into(), id.clone()),
+                ("User-Agent".into(), "Atlassian Webhook HTTP Client".into()),
+            ],
+            id,
+            body: serde_json::to_vec(payload).expect("payload is JSON"),
+        }
+    }
+
+    /// Sets (or replaces) a header.
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+        self.headers.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Removes a header.
+    pub fn without(mut self, name: &str) -> Self {
+        self.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+        self
+    }
+
+    /// Signs the body the GitHub way: `X-Hub-Signature-256`.
+    pub fn signed(self, secret: &str) -> Self {
+        let value = signature(secret, &self.body);
+        self.header("X-Hub-Signature-256", &value)
+    }
+
+    /// Signs the body the Jira way: `X-Hub-Signature`.
+    pub fn jira_signed(self, secret: &str) -> Self {
+        let value = signature(secret, &self.body);
+        self.header("X-Hub-Signature", &value)
+    }
+
+    /// The signature header's value, if signed.
+    pub fn signature(&self) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.starts_with("X-Hub-Signature"))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// A POST of this delivery to `url`.
+    pub fn post(&self, client: &reqwest::Client, url: &str) -> reqwest::RequestBuilder {
+        self.headers
+            .iter()
+            .fold(client.post(url), |request, (name, value)| {
+                request.header(name, value)
+            })
+            .body(self.body.clone())
+    }
+}
+
+/// A Jira `jira:issue_updated` payload with a status change of `key`.
+pub fn jira_issue_updated(key: &str, to: &str) -> Value {
+    json!({
+        "timestamp": 1_763_888_400_000_u64,
+        "webhookEvent": "jira:issue_updated",
+        "issue_event_type_name": "issue_generic",
+        "user": {"accountId": "5b10a2844c20165700ede21g", "displayName": "Ada Approver"},
+        "issue": {
+            "id": "10042",
+            "key": key,
+            "fields": {"status": {"id": "3", "name": to}, "summary": "Change request"},
+        },
+        "changelog": {"id": "10100", "items": [{
+            "field": "status", "fieldId": "status",
+            "from": "10000", "fromString": "To Do", "to": "3", "toString": to,
+        }]},
+    })
+}

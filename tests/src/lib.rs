@@ -2,5 +2,6 @@
 //! talks to, behaving like the real ones.
 
 pub mod github;
+pub mod ingest;
 pub mod jira_fake;
 pub mod process;

@@ -30,6 +30,15 @@ pub const MAX_BODY_CHARS: usize = 30_000;
 /// What [`issue_description`] says when the GitHub issue has no body.
 const NO_DESCRIPTION: &str = "(no description)";
 
+/// Deepest list nesting kept as ADF lists; items of deeper lists become paragraphs (prefixed
+/// `• ` or `N. `) inside the deepest kept item. Markdown nests without limit (`1. 1. 1. …`), and a
+/// document as deep as a 30,000-character body allows would overflow the stack of whatever walks
+/// it recursively — serializing, dropping, validating — and Jira's editor shows six levels anyway.
+pub const MAX_LIST_DEPTH: usize = 6;
+
+/// Deepest node nesting [`validate`] accepts (far more than [`MAX_LIST_DEPTH`] lists produce).
+const MAX_DEPTH: usize = 64;
+
 /// A whole document from Markdown.
 pub fn markdown_to_adf(markdown: &str) -> Value {
     doc(blocks(markdown))
@@ -161,6 +170,16 @@ struct Builder {
     images: Vec<(String, bool)>,
     /// For each open Markdown quote: whether it was flattened into its parent.
     quotes: Vec<bool>,
+    /// For each open Markdown list: kept as an ADF list, or flattened (too deep).
+    lists: Vec<ListShape>,
+}
+
+/// How an open Markdown list is rendered.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum ListShape {
+    Kept,
+    /// Each item becomes paragraphs; the number of the next item, for ordered lists.
+    Flat(Option<u64>),
 }
 
 fn blocks(markdown: &str) -> Vec<Value> {
@@ -179,6 +198,7 @@ fn blocks(markdown: &str) -> Vec<Value> {
         marks: Vec::new(),
         images: Vec::new(),
         quotes: Vec::new(),
+        lists: Vec::new(),
     };
     for event in Parser::new_ext(&markdown, options) {
         builder.event(event);
@@ -282,9 +302,38 @@ impl Builder {
                 };
                 self.push(FrameKind::CodeBlock(language));
             }
-            Tag::List(Some(start)) => self.push(FrameKind::OrderedList(start)),
-            Tag::List(None) => self.push(FrameKind::BulletList),
-            Tag::Item => self.push(FrameKind::ListItem),
+            Tag::List(start) => {
+                let depth = self
+                    .stack
+                    .iter()
+                    .filter(|f| matches!(f.kind, FrameKind::BulletList | FrameKind::OrderedList(_)))
+                    .count();
+                if depth >= MAX_LIST_DEPTH {
+                    self.lists.push(ListShape::Flat(start));
+                    self.close_implicit();
+                } else {
+                    self.lists.push(ListShape::Kept);
+                    self.push(match start {
+                        Some(start) => FrameKind::OrderedList(start),
+                        None => FrameKind::BulletList,
+                    });
+                }
+            }
+            Tag::Item => match self.lists.last_mut() {
+                Some(ListShape::Flat(number)) => {
+                    let prefix = match number {
+                        Some(n) => {
+                            let prefix = format!("{n}. ");
+                            *n = n.saturating_add(1);
+                            prefix
+                        }
+                        None => "• ".to_owned(),
+                    };
+                    self.close_implicit();
+                    self.add_text(&prefix);
+                }
+                _ => self.push(FrameKind::ListItem),
+            },
             Tag::TableHead | Tag::TableRow => self.push(FrameKind::Row { cells: 0 }),
             Tag::TableCell => {
                 if let Some(Frame {
@@ -318,10 +367,18 @@ impl Builder {
                     self.pop();
                 }
             }
+            TagEnd::List(_) | TagEnd::Item => {
+                self.close_implicit();
+                let flat = matches!(self.lists.last(), Some(ListShape::Flat(_)));
+                if matches!(tag, TagEnd::List(_)) {
+                    self.lists.pop();
+                }
+                if !flat {
+                    self.pop();
+                }
+            }
             TagEnd::Heading(_)
             | TagEnd::CodeBlock
-            | TagEnd::List(_)
-            | TagEnd::Item
             | TagEnd::TableHead
             | TagEnd::TableRow
             | TagEnd::HtmlBlock => {
@@ -705,10 +762,19 @@ pub fn validate(doc: &Value) -> Result<(), String> {
     if doc.get("version").and_then(Value::as_u64) != Some(1) {
         return Err("doc: version must be 1".into());
     }
-    children(doc, "doc", BLOCKS_IN_DOC, false)
+    children(doc, "doc", BLOCKS_IN_DOC, false, 1)
 }
 
-fn children(node: &Value, path: &str, allowed: &[&str], non_empty: bool) -> Result<(), String> {
+fn children(
+    node: &Value,
+    path: &str,
+    allowed: &[&str],
+    non_empty: bool,
+    depth: usize,
+) -> Result<(), String> {
+    if depth > MAX_DEPTH {
+        return Err(format!("{path}: nested deeper than {MAX_DEPTH} levels"));
+    }
     let content = match node.get("content") {
         None => &Vec::new(),
         Some(Value::Array(items)) => items,
@@ -725,24 +791,24 @@ fn children(node: &Value, path: &str, allowed: &[&str], non_empty: bool) -> Resu
         if !allowed.contains(&kind) {
             return Err(format!("{here}: {kind} is not allowed here"));
         }
-        node_rules(child, kind, &here)?;
+        node_rules(child, kind, &here, depth + 1)?;
     }
     Ok(())
 }
 
-fn node_rules(node: &Value, kind: &str, path: &str) -> Result<(), String> {
+fn node_rules(node: &Value, kind: &str, path: &str, depth: usize) -> Result<(), String> {
     match kind {
-        "paragraph" => children(node, path, INLINE, false),
+        "paragraph" => children(node, path, INLINE, false, depth),
         "heading" => {
             let level = node.pointer("/attrs/level").and_then(Value::as_u64);
             if !matches!(level, Some(1..=6)) {
                 return Err(format!("{path}: attrs.level must be 1 to 6"));
             }
-            children(node, path, INLINE, false)
+            children(node, path, INLINE, false, depth)
         }
-        "bulletList" | "orderedList" => children(node, path, &["listItem"], true),
-        "listItem" => children(node, path, BLOCKS_IN_LIST_ITEM, true),
-        "blockquote" => children(node, path, BLOCKS_IN_QUOTE, true),
+        "bulletList" | "orderedList" => children(node, path, &["listItem"], true, depth),
+        "listItem" => children(node, path, BLOCKS_IN_LIST_ITEM, true, depth),
+        "blockquote" => children(node, path, BLOCKS_IN_QUOTE, true, depth),
         "codeBlock" => {
             if let Some(language) = node.pointer("/attrs/language")
                 && !language.is_string()
@@ -750,7 +816,7 @@ fn node_rules(node: &Value, kind: &str, path: &str) -> Result<(), String> {
             {
                 return Err(format!("{path}: attrs.language must be a string"));
             }
-            children(node, path, &["text"], false)?;
+            children(node, path, &["text"], false, depth)?;
             for child in node["content"].as_array().into_iter().flatten() {
                 if child
                     .get("marks")

@@ -47,6 +47,8 @@ pub async fn run(args: RunArgs) -> Result<(), Failure> {
     let url = app.base_url();
     let data_dir =
         std::path::absolute(&args.common.data_dir).unwrap_or_else(|_| args.common.data_dir.clone());
+    // Signal handlers first: a SIGTERM right after the banner must drain, not kill.
+    let shutdown = hookbridge_shared::shutdown::on_signal();
     println!(
         "hookbridge {} — one-machine mode",
         hookbridge_shared::VERSION
@@ -65,7 +67,6 @@ pub async fn run(args: RunArgs) -> Result<(), Failure> {
     println!(
         "  send a test event:  GITHUB_WEBHOOK_SECRET=<secret> hookbridge send-test-event --url {url}"
     );
-    let shutdown = hookbridge_shared::shutdown::on_signal();
     let config = startup::consumer_config(&args.worker, &args.common);
     let worker = tokio::spawn(consumer::run(
         queue,
