@@ -9,6 +9,7 @@
 //!    existing in Jira;
 //! 3. two processes on one queue and one Redis: issues/s, 429 share, and the most requests Jira
 //!    accepted on one endpoint in any 1 s window (must stay ≤ limit + burst);
+//!
 //! and the worker's peak RSS.
 
 use std::collections::HashMap;
