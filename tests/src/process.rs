@@ -67,6 +67,7 @@ fn built(name: &str, profile: &str) -> PathBuf {
 pub struct Proc {
     child: Child,
     lines: Arc<Mutex<Vec<String>>>,
+    readers: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl Proc {
@@ -108,6 +109,7 @@ impl Proc {
             .spawn()
             .unwrap_or_else(|e| panic!("start {name}: {e}"));
         let lines = Arc::new(Mutex::new(Vec::new()));
+        let mut readers = Vec::new();
         for stream in [
             child
                 .stdout
@@ -122,13 +124,17 @@ impl Proc {
         .flatten()
         {
             let lines = lines.clone();
-            std::thread::spawn(move || {
+            readers.push(std::thread::spawn(move || {
                 for line in BufReader::new(stream).lines().map_while(Result::ok) {
                     lines.lock().unwrap_or_else(|p| p.into_inner()).push(line);
                 }
-            });
+            }));
         }
-        Self { child, lines }
+        Self {
+            child,
+            lines,
+            readers,
+        }
     }
 
     pub fn pid(&self) -> u32 {
@@ -228,7 +234,7 @@ impl Proc {
         self.child.try_wait().ok().flatten()
     }
 
-    /// Waits for the process to exit.
+    /// Waits for the process to exit; afterwards [`Proc::output`] holds everything it printed.
     ///
     /// # Panics
     /// After `timeout`.
@@ -236,6 +242,11 @@ impl Proc {
         let deadline = Instant::now() + timeout;
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
+                // The readers finish at end of file; a moment at most after the exit.
+                let drained = Instant::now() + Duration::from_secs(5);
+                while !self.readers.iter().all(|r| r.is_finished()) && Instant::now() < drained {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
                 return status;
             }
             assert!(

@@ -1154,4 +1154,101 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn lists_deeper_than_adf_keeps_become_prefixed_paragraphs() {
+        let md = "1. one\n   - two\n     - three\n       - four\n         - five\n           - six\n             - seven\n               1. eight\n               2. nine\n";
+        let blocks = content(md);
+        let mut depth = 0;
+        let mut node = &blocks[0];
+        while let Some(list) =
+            Some(node).filter(|n| n["type"] == "orderedList" || n["type"] == "bulletList")
+        {
+            depth += 1;
+            let item = &list["content"][0];
+            match item["content"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|n| n["type"] != "paragraph")
+            {
+                Some(inner) => node = inner,
+                None => break,
+            }
+        }
+        assert_eq!(depth, MAX_LIST_DEPTH);
+        let text = all_text(&Value::Array(blocks));
+        assert!(text.contains("• seven"), "{text}");
+        assert!(
+            text.contains("1. eight") && text.contains("2. nine"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn pathological_nesting_neither_overflows_the_stack_nor_breaks_the_document() {
+        // Each would nest thousands of levels deep if rendered as written.
+        for unit in [
+            "1. ",
+            "> - ",
+            "- > ",
+            "+ ",
+            "> 1. ",
+            "* a\n  * b\n    ",
+            "- [ ] ",
+        ] {
+            let md = unit.repeat(30_000 / unit.len());
+            let doc = issue_description("https://github.com/o/r/issues/1", "octo", &md);
+            valid(&doc);
+            assert!(text_length(&doc) < 32_767, "{unit:?}");
+            assert!(!doc.to_string().is_empty());
+        }
+    }
+
+    #[test]
+    fn the_validator_refuses_absurd_depth_without_recursing_forever() {
+        let mut node = json!({"type": "paragraph", "content": [{"type": "text", "text": "x"}]});
+        for _ in 0..100 {
+            node = json!({"type": "bulletList", "content": [{"type": "listItem", "content": [{"type": "paragraph", "content": []}, node]}]});
+        }
+        let doc = json!({"type": "doc", "version": 1, "content": [node]});
+        assert!(validate(&doc).unwrap_err().contains("nested deeper"));
+    }
+
+    use proptest::strategy::Strategy as _;
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+        /// Any Unicode text, however odd, becomes a valid document without panicking.
+        #[test]
+        fn any_text_gives_a_valid_document(body in "\\PC{0,400}") {
+            let doc = issue_description("https://github.com/o/r/issues/1", "octo", &body);
+            proptest::prop_assert!(validate(&doc).is_ok(), "{:?}: {}", body, validate(&doc).unwrap_err());
+        }
+
+        /// Markdown-heavy text (markers, nesting, breaks, control characters) too.
+        #[test]
+        fn markdown_soup_gives_a_valid_document(
+            pieces in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::sample::select(vec![
+                        "\n", "\r\n", "\n\n", "  ", "    ", "\t", "- ", "* ", "+ ", "1. ", "2) ", "> ",
+                        "# ", "###### ", "```", "~~~", "`", "**", "__", "*", "_", "~~", "[", "]", "(",
+                        ")", "![", "](", "<", ">", "<b>", "</b>", "<!--", "-->", "|", "---", "===",
+                        "[ ] ", "[x] ", "\\", "&amp;", "&#0;", "\u{0}", "\u{1b}", "\u{7f}", "\u{85}",
+                        "\u{2028}", "\u{200b}", "🚀", "👍🏽", "https://e.com/x", "http://", "www.e.com",
+                    ]).prop_map(str::to_owned),
+                    "[a-z ]{1,8}",
+                ],
+                0..80,
+            )
+        ) {
+            let body: String = pieces.concat();
+            let doc = markdown_to_adf(&body);
+            proptest::prop_assert!(validate(&doc).is_ok(), "{:?}: {}", body, validate(&doc).unwrap_err());
+            let comment = comment_body("octo", "https://github.com/o/r/issues/1#issuecomment-1", &body);
+            proptest::prop_assert!(validate(&comment).is_ok());
+        }
+    }
 }

@@ -1,23 +1,31 @@
-//! The ingest on the SQS backend (moto): a 5 MiB event goes through the claim check and comes back
-//! byte-identical; with SQS gone, events wait in the local spool (or, spool off, get 503).
+//! The ingest on the SQS backend (moto, started by `scripts/with-test-services.sh`): events land in
+//! SQS; a 5 MiB event goes through the claim check and comes back byte-identical; with SQS gone,
+//! events wait in the local spool and are forwarded when it is back (or, spool off, get 503 with
+//! `Retry-After`). Each test has its own uniquely named queues and its own ingest process.
+//!
+//! Run: `scripts/with-test-services.sh cargo test -p hookbridge-tests --test it ingest_sqs`.
 
 use std::time::{Duration, Instant};
 
 use aws_sdk_sqs::types::QueueAttributeName;
 use hookbridge_shared::claim::ClaimStore;
-use hookbridge_shared::envelope::Envelope;
-use hookbridge_shared::signature::sign_with;
-use hookbridge_tests::github::delivery_id;
-use hookbridge_tests::process::Proc;
-use serde_json::{Value, json};
+use hookbridge_shared::envelope::{Envelope, Source};
+use hookbridge_shared::queue::embedded::{EmbeddedOptions, EmbeddedQueue};
+use hookbridge_tests::github::{Delivery, GithubIssue, opened_payload_of_size};
+use hookbridge_tests::ingest::{PATIENCE, TestIngest, http};
+use serde_json::Value;
 
-const SECRET: &str = "sqs-test-s3cret";
-const PATIENCE: Duration = Duration::from_secs(30);
+const SECRET: &str = "sqs-test-s3cret-c3d9";
 
 fn endpoint() -> String {
-    std::env::var("HOOKBRIDGE_TEST_SQS_ENDPOINT").expect(
-        "HOOKBRIDGE_TEST_SQS_ENDPOINT: run under scripts/with-test-services.sh (make test), which starts moto",
-    )
+    std::env::var("HOOKBRIDGE_TEST_SQS_ENDPOINT").unwrap_or_else(|_| {
+        panic!(
+            "HOOKBRIDGE_TEST_SQS_ENDPOINT is not set, so the ingest cannot be tested on SQS. Run the \
+             tests with `make test`, or wrap the command: \
+             `scripts/with-test-services.sh cargo test -p hookbridge-tests --test it ingest_sqs` \
+             (it installs and starts a local SQS server, moto)"
+        )
+    })
 }
 
 async fn sqs() -> aws_sdk_sqs::Client {
@@ -32,56 +40,87 @@ async fn sqs() -> aws_sdk_sqs::Client {
     aws_sdk_sqs::Client::new(&config)
 }
 
-/// A queue with SQS's default 256 KiB message limit set explicitly (moto's default is 1 MiB).
+/// A queue named `name` with a dead-letter queue, and SQS's default 256 KiB message limit set
+/// explicitly (moto's default is 1 MiB). Returns the queue URL.
 async fn create_queue(client: &aws_sdk_sqs::Client, name: &str) -> String {
+    let dlq_url = client
+        .create_queue()
+        .queue_name(format!("{name}-dlq"))
+        .send()
+        .await
+        .expect("create the DLQ")
+        .queue_url
+        .expect("DLQ URL");
+    let dlq_arn = client
+        .get_queue_attributes()
+        .queue_url(&dlq_url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .expect("DLQ attributes")
+        .attributes
+        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
+        .expect("DLQ ARN");
     client
         .create_queue()
         .queue_name(name)
         .attributes(QueueAttributeName::MaximumMessageSize, "262144")
+        .attributes(
+            QueueAttributeName::RedrivePolicy,
+            serde_json::json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "5"}).to_string(),
+        )
         .send()
         .await
-        .expect("create queue")
+        .expect("create the queue")
         .queue_url
         .expect("queue URL")
 }
 
-fn start(queue_url: &str, dir: &std::path::Path, spool: bool) -> (Proc, String) {
-    let env: Vec<(&str, String)> = vec![
-        ("HOOKBRIDGE_BIND", "127.0.0.1:0".into()),
-        ("HOOKBRIDGE_DATA_DIR", dir.display().to_string()),
-        ("GITHUB_WEBHOOK_SECRET", SECRET.into()),
-        ("SQS_QUEUE_URL", queue_url.into()),
-        ("AWS_ENDPOINT_URL", endpoint()),
-        ("HOOKBRIDGE_SQS_SPOOL", spool.to_string()),
-    ];
-    let mut proc = Proc::spawn("hookbridge-ingest", &[], &env);
-    let line = proc.wait_for_line("listening", PATIENCE);
-    let url = serde_json::from_str::<Value>(&line).expect("JSON log")["url"]
-        .as_str()
-        .expect("url")
-        .to_owned();
-    (proc, url)
+fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
 }
 
-async fn post(url: &str, body: &[u8], delivery: &str) -> (u16, Value) {
-    let response = reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .expect("client")
-        .post(format!("{url}/webhooks/github"))
-        .header("Content-Type", "application/json")
-        .header("X-GitHub-Event", "issues")
-        .header("X-GitHub-Delivery", delivery)
-        .header("X-Hub-Signature-256", sign_with(SECRET, body))
-        .body(body.to_vec())
+fn start(queue_url: &str, spool: bool) -> TestIngest {
+    TestIngest::ingest()
+        .env("GITHUB_WEBHOOK_SECRET", SECRET)
+        .env("SQS_QUEUE_URL", queue_url)
+        .env("AWS_ENDPOINT_URL", endpoint())
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("HOOKBRIDGE_SQS_SPOOL", spool.to_string())
+        .start()
+}
+
+/// Posts `delivery` to the GitHub route: status, `Retry-After` and JSON body.
+async fn post(ingest: &TestIngest, delivery: &Delivery) -> (u16, Option<String>, Value) {
+    let response = delivery
+        .post(&http(), &ingest.at("/webhooks/github"))
         .send()
         .await
-        .expect("request");
+        .expect("send the delivery");
     let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let text = response.text().await.expect("answer");
+    let body =
+        serde_json::from_str(&text).unwrap_or_else(|_| panic!("{status}: not JSON: {text:?}"));
+    (status, retry_after, body)
 }
 
-async fn receive_all(client: &aws_sdk_sqs::Client, queue_url: &str, want: usize) -> Vec<Envelope> {
+fn opened(number: u64) -> Delivery {
+    Delivery::github(
+        "issues",
+        &GithubIssue::new("octo-org/api", number).event("opened"),
+    )
+    .signed(SECRET)
+}
+
+/// Receives from SQS until `want` envelopes arrived or the deadline passed, deleting each.
+async fn receive(client: &aws_sdk_sqs::Client, queue_url: &str, want: usize) -> Vec<Envelope> {
     let mut found = Vec::new();
     let deadline = Instant::now() + PATIENCE;
     while found.len() < want && Instant::now() < deadline {
@@ -97,89 +136,210 @@ async fn receive_all(client: &aws_sdk_sqs::Client, queue_url: &str, want: usize)
             found.push(
                 Envelope::decode(message.body.unwrap_or_default().as_bytes()).expect("envelope"),
             );
+            if let Some(handle) = message.receipt_handle {
+                let _ = client
+                    .delete_message()
+                    .queue_url(queue_url)
+                    .receipt_handle(handle)
+                    .send()
+                    .await;
+            }
         }
     }
     found
 }
 
-fn issue_payload(padding: usize) -> Vec<u8> {
-    serde_json::to_vec(&json!({
-        "action": "opened",
-        "issue": {"number": 1, "title": "big", "body": "b".repeat(padding), "html_url": "https://github.com/o/r/issues/1", "user": {"login": "o"}, "labels": []},
-        "repository": {"full_name": "o/r"},
-        "sender": {"login": "o"},
-    }))
-    .expect("json")
+async fn metrics(ingest: &TestIngest) -> String {
+    http()
+        .get(ingest.at("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics text")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_5_mib_event_is_stored_aside_and_comes_back_intact() {
+async fn events_land_in_sqs_and_a_5_mib_event_comes_back_intact() {
     let client = sqs().await;
-    let queue_url = create_queue(
-        &client,
-        &format!("ingest-big-{}", uuid::Uuid::new_v4().simple()),
-    )
-    .await;
-    let dir = tempfile::tempdir().expect("temp dir");
-    let (_ingest, url) = start(&queue_url, dir.path(), true);
-    let small = delivery_id();
-    assert_eq!(post(&url, &issue_payload(100), &small).await.0, 202);
-    let big = delivery_id();
-    let payload = issue_payload(5 * 1024 * 1024);
-    let (status, body) = post(&url, &payload, &big).await;
+    let queue_url = create_queue(&client, &unique("ingest-big")).await;
+    let ingest = start(&queue_url, true);
+
+    let small = opened(1);
+    let (status, _, body) = post(&ingest, &small).await;
     assert_eq!(status, 202, "{body}");
-    let envelopes = receive_all(&client, &queue_url, 2).await;
-    assert_eq!(envelopes.len(), 2);
+    assert_eq!(body["delivery"], small.id.as_str());
+    assert!(body.get("spooled").is_none(), "SQS took it: {body}");
+
+    let payload = opened_payload_of_size(&GithubIssue::new("octo-org/api", 2), 5 * 1024 * 1024);
+    let big = Delivery::github_raw("issues", payload).signed(SECRET);
+    let (status, _, body) = post(&ingest, &big).await;
+    assert_eq!(status, 202, "{body}");
+
+    let envelopes = receive(&client, &queue_url, 2).await;
+    assert_eq!(envelopes.len(), 2, "both events are in SQS");
     let inline = envelopes
         .iter()
-        .find(|e| e.delivery.as_str() == small)
-        .expect("small event");
-    assert!(inline.payload.is_some() && inline.payload_claim.is_none());
+        .find(|e| e.delivery.as_str() == small.id)
+        .expect("the small event");
+    assert_eq!(
+        (
+            inline.source,
+            inline.event.as_str(),
+            inline.action.as_deref()
+        ),
+        (Source::Github, "issues", Some("opened"))
+    );
+    assert_eq!(
+        inline.payload.as_ref().map(|p| p.get().as_bytes()),
+        Some(small.body.as_slice()),
+        "a small payload travels inline"
+    );
+    assert!(inline.payload_claim.is_none());
+
     let claimed = envelopes
         .iter()
-        .find(|e| e.delivery.as_str() == big)
-        .expect("big event");
+        .find(|e| e.delivery.as_str() == big.id)
+        .expect("the big event");
+    assert_eq!(
+        (claimed.event.as_str(), claimed.action.as_deref()),
+        ("issues", Some("opened")),
+        "the envelope of a claimed payload still says what it is"
+    );
+    assert!(claimed.payload.is_none());
     let claim = claimed
         .payload_claim
         .as_ref()
         .expect("a claim check for 5 MiB");
-    let stored = ClaimStore::new(dir.path().join("claims"))
+    assert_eq!(claim.bytes, big.body.len() as u64);
+    let stored = ClaimStore::new(ingest.dir.path().join("claims"))
         .get(claim)
-        .expect("claimed payload");
-    assert_eq!(stored, payload, "the payload must come back byte for byte");
+        .expect("the claimed payload is in the claim store");
+    assert!(
+        stored == big.body,
+        "the 5 MiB payload must come back byte for byte"
+    );
+
+    let metrics = metrics(&ingest).await;
+    assert!(
+        metrics.contains("hookbridge_claim_checks_total 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("hookbridge_queue_errors_total{backend=\"sqs\"} 0"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn without_sqs_events_are_spooled_or_refused_with_503() {
+async fn without_sqs_events_are_spooled_and_forwarded_or_refused_with_503() {
     let client = sqs().await;
-    let name = format!("ingest-gone-{}", uuid::Uuid::new_v4().simple());
+    let name = unique("ingest-gone");
     let queue_url = create_queue(&client, &name).await;
-    let spool_dir = tempfile::tempdir().expect("temp dir");
-    let (_spooling, spool_url) = start(&queue_url, spool_dir.path(), true);
-    let strict_dir = tempfile::tempdir().expect("temp dir");
-    let (_strict, strict_url) = start(&queue_url, strict_dir.path(), false);
+    let spooling = start(&queue_url, true);
+    let strict = start(&queue_url, false);
+    for ingest in [&spooling, &strict] {
+        let ready = http().get(ingest.at("/ready")).send().await.expect("ready");
+        assert_eq!(ready.status(), 200);
+    }
     client
         .delete_queue()
         .queue_url(&queue_url)
         .send()
         .await
-        .expect("delete queue");
+        .expect("delete the queue");
 
-    let refused = post(&strict_url, &issue_payload(10), &delivery_id()).await;
-    assert_eq!(refused.0, 503, "{}", refused.1);
-    assert!(refused.1["error"].is_string());
+    // Spool off: nothing can store the event, so GitHub must be told to redeliver.
+    let refused = opened(1);
+    let (status, retry_after, body) = post(&strict, &refused).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body["error"].is_string() && body["detail"].is_string(),
+        "{body}"
+    );
+    let retry_after: u64 = retry_after
+        .expect("Retry-After on 503")
+        .parse()
+        .expect("Retry-After in seconds");
+    assert!(retry_after > 0);
+    let ready = http().get(strict.at("/ready")).send().await.expect("ready");
+    assert_eq!(ready.status(), 503, "nothing can take events");
+    assert!(
+        metrics(&strict).await.lines().any(|l| l
+            .starts_with("hookbridge_queue_errors_total{backend=\"sqs\"}")
+            && !l.ends_with(" 0")),
+        "the failed store is counted"
+    );
 
-    let spooled_id = delivery_id();
-    let (status, body) = post(&spool_url, &issue_payload(10), &spooled_id).await;
+    // Spool on (the default): 202, and the event waits in `<data dir>/spool.db`.
+    let spooled = opened(2);
+    let (status, _, body) = post(&spooling, &spooled).await;
     assert_eq!(status, 202, "{body}");
+    assert_eq!(body["delivery"], spooled.id.as_str());
     assert_eq!(body["spooled"], true, "{body}");
+    let spool = EmbeddedQueue::open(EmbeddedOptions::in_dir(spooling.dir.path(), "spool.db"))
+        .expect("open the spool");
+    assert_eq!(
+        spool.depth().await.expect("spool depth"),
+        1,
+        "the event is in the spool"
+    );
+    let ready = http()
+        .get(spooling.at("/ready"))
+        .send()
+        .await
+        .expect("ready");
+    assert_eq!(ready.status(), 200, "the spool can take events");
 
-    // SQS is back (same name, same URL): the spool forwards the event.
+    // SQS is back (same name, so the same URL): the spool forwards the event.
     let again = create_queue(&client, &name).await;
     assert_eq!(again, queue_url);
-    let envelopes = receive_all(&client, &queue_url, 1).await;
+    let envelopes = receive(&client, &queue_url, 1).await;
     assert!(
-        envelopes.iter().any(|e| e.delivery.as_str() == spooled_id),
-        "the spooled event was not forwarded"
+        envelopes.iter().any(|e| e.delivery.as_str() == spooled.id),
+        "the spooled event was not forwarded:\n{}",
+        spooling.printed()
     );
+    assert!(
+        envelopes.iter().all(|e| e.delivery.as_str() != refused.id),
+        "the refused event must not appear"
+    );
+    let deadline = Instant::now() + PATIENCE;
+    while spool.depth().await.expect("spool depth") > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the forwarded event stays in the spool"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        metrics(&spooling)
+            .await
+            .contains("hookbridge_spooled_events_total 1")
+    );
+}
+
+/// A well-formed `SQS_QUEUE_URL` naming a queue that does not exist is a configuration error
+/// found at start, not at the first webhook.
+#[test]
+fn a_missing_sqs_queue_stops_the_ingest_at_start() {
+    let missing = format!(
+        "{}/123456789012/{}",
+        endpoint().trim_end_matches('/'),
+        unique("absent")
+    );
+    let (mut proc, _dir) = TestIngest::ingest()
+        .env("GITHUB_WEBHOOK_SECRET", SECRET)
+        .env("SQS_QUEUE_URL", missing.clone())
+        .env("AWS_ENDPOINT_URL", endpoint())
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .spawn();
+    let status = proc.wait_exit(PATIENCE);
+    let printed = proc.output().join("\n");
+    assert_eq!(status.code(), Some(2), "{printed}");
+    assert!(printed.contains(&missing), "names the queue: {printed}");
+    assert!(!printed.contains(SECRET));
 }

@@ -1,6 +1,8 @@
 //! hookbridge's integration tests: one test binary, one module per area.
 
+mod cli;
 mod conformance;
+mod durability;
 mod ingest_http;
 mod ingest_sqs;
 mod jira_client;

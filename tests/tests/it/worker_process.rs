@@ -255,3 +255,69 @@ fn bad_configuration_is_refused_with_the_key() {
         assert!(printed.contains(key), "{key} not named in: {printed}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_worker_consumes_sqs_and_redeliveries_make_one_issue() {
+    let endpoint = std::env::var("HOOKBRIDGE_TEST_SQS_ENDPOINT").expect(
+        "HOOKBRIDGE_TEST_SQS_ENDPOINT: run under scripts/with-test-services.sh (make test)",
+    );
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(&endpoint)
+        .region(aws_sdk_sqs::config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_sqs::config::Credentials::new(
+            "testing", "testing", None, None, "tests",
+        ))
+        .load()
+        .await;
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    let queue_url = sqs
+        .create_queue()
+        .queue_name(format!("worker-{}", uuid::Uuid::new_v4().simple()))
+        .send()
+        .await
+        .expect("create queue")
+        .queue_url
+        .expect("url");
+    let issue = GithubIssue::new("octo/sqs", 3).with_labels(&["bug"]);
+    let delivery = delivery_id();
+    for _ in 0..3 {
+        let body = String::from_utf8(envelope("issues", &delivery, &issue.event("opened")))
+            .expect("utf-8");
+        sqs.send_message()
+            .queue_url(&queue_url)
+            .message_body(body)
+            .send()
+            .await
+            .expect("send");
+    }
+    let fake = JiraFake::start(FakeConfig::default()).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut env = worker_env(&fake, dir.path(), &[]);
+    env.push(("SQS_QUEUE_URL", queue_url.clone()));
+    env.push(("AWS_ENDPOINT_URL", endpoint.clone()));
+    let mut worker = Proc::spawn("hookbridge-worker", &[], &env);
+    eventually("the issue to be created and linked", || async {
+        fake.issues()
+            .first()
+            .is_some_and(|i| i.remote_links.len() == 1)
+    })
+    .await;
+    eventually("the three messages to be deleted", || async {
+        sqs.get_queue_attributes()
+            .queue_url(&queue_url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::All)
+            .send()
+            .await
+            .ok()
+            .and_then(|a| a.attributes)
+            .is_some_and(|a| {
+                let count = |k| a.get(&k).map(String::as_str) == Some("0");
+                count(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
+                    && count(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+            })
+    })
+    .await;
+    assert_eq!(fake.count_issues(), 1);
+    worker.terminate();
+    assert!(worker.wait_exit(PATIENCE).success());
+}

@@ -1,0 +1,169 @@
+//! The operator CLI's set-up helpers against the real binaries: `hookbridge send-test-event` and
+//! `hookbridge config check` (INTERFACE.md "CLI": exit 0 success, 1 the check failed, 2 usage or
+//! configuration error).
+
+use std::process::ExitStatus;
+
+use hookbridge_shared::envelope::Source;
+use hookbridge_tests::ingest::{PATIENCE, TestIngest, embedded_queue_contents};
+use hookbridge_tests::process::Proc;
+
+const SECRET: &str = "cli-s3cret-0b7d";
+
+/// Runs `hookbridge ARGS` to completion with `env`; returns its status and output lines.
+fn hookbridge(args: &[&str], env: &[(&str, String)]) -> (ExitStatus, Vec<String>) {
+    let mut proc = Proc::spawn("hookbridge", args, env);
+    let status = proc.wait_exit(PATIENCE);
+    (status, proc.output())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_test_event_is_accepted_by_a_running_ingest() {
+    let ingest = TestIngest::ingest()
+        .env("GITHUB_WEBHOOK_SECRET", format!("{SECRET},older-secret"))
+        .start();
+    let url = ingest.url.clone();
+    let (status, output) = tokio::task::spawn_blocking(move || {
+        hookbridge(
+            &[
+                "send-test-event",
+                "--url",
+                &url,
+                "--repo",
+                "octo-org/cli-test",
+                "--issue",
+                "17",
+            ],
+            &[("GITHUB_WEBHOOK_SECRET", SECRET.to_owned())],
+        )
+    })
+    .await
+    .expect("join");
+    let text = output.join("\n");
+    assert!(status.success(), "exit {status}: {text}");
+    assert!(
+        output.iter().any(|l| l.starts_with("202 ")),
+        "the answer is printed: {text}"
+    );
+    assert!(!text.contains(SECRET), "the secret was printed: {text}");
+
+    let queued = embedded_queue_contents(ingest.dir.path()).await;
+    assert_eq!(queued.len(), 1, "{text}");
+    let event = &queued[0];
+    assert_eq!(
+        (event.source, event.event.as_str(), event.action.as_deref()),
+        (Source::Github, "issues", Some("opened"))
+    );
+    let payload: serde_json::Value =
+        serde_json::from_str(event.payload.as_ref().expect("payload").get()).expect("JSON");
+    assert_eq!(payload["repository"]["full_name"], "octo-org/cli-test");
+    assert_eq!(payload["issue"]["number"], 17);
+
+    // A wrong secret: the ingest refuses it, the command says so and exits 1.
+    let url = ingest.url.clone();
+    let (status, output) = tokio::task::spawn_blocking(move || {
+        hookbridge(
+            &["send-test-event", "--url", &url],
+            &[("GITHUB_WEBHOOK_SECRET", "not-the-secret".to_owned())],
+        )
+    })
+    .await
+    .expect("join");
+    assert_eq!(status.code(), Some(1), "{}", output.join("\n"));
+    assert!(
+        output.iter().any(|l| l.starts_with("401")),
+        "{}",
+        output.join("\n")
+    );
+    // No secret at all: a usage error.
+    let url = ingest.url.clone();
+    let (status, output) =
+        tokio::task::spawn_blocking(move || hookbridge(&["send-test-event", "--url", &url], &[]))
+            .await
+            .expect("join");
+    assert_eq!(status.code(), Some(2), "{}", output.join("\n"));
+}
+
+#[test]
+fn config_check_accepts_a_valid_file_and_names_the_line_of_an_invalid_one() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let valid = dir.path().join("valid.toml");
+    std::fs::write(
+        &valid,
+        r#"[ingest]
+github_events = ["issues", "issue_comment"]
+
+[[routes]]
+name = "api bugs"
+repositories = ["octo-org/api", "octo-org/*"]
+labels_any = ["bug"]
+project = "API"
+issue_type = "Bug"
+labels = ["backend"]
+
+[[routes]]
+name = "docs"
+repositories = ["octo-org/docs"]
+ignore = true
+"#,
+    )
+    .expect("write");
+    let (status, output) = hookbridge(&["config", "check", &valid.display().to_string()], &[]);
+    let text = output.join("\n");
+    assert!(status.success(), "exit {status}: {text}");
+    assert!(text.contains("ok"), "{text}");
+    assert!(
+        text.contains("api bugs"),
+        "the summary names the routes: {text}"
+    );
+
+    // An unknown key on line 6.
+    let invalid = dir.path().join("invalid.toml");
+    std::fs::write(
+        &invalid,
+        "[ingest]\ngithub_events = [\"issues\"]\n\n[[routes]]\nproject = \"API\"\nprojekt = \"OPS\"\n",
+    )
+    .expect("write");
+    let (status, output) = hookbridge(&["config", "check", &invalid.display().to_string()], &[]);
+    let text = output.join("\n");
+    assert_eq!(status.code(), Some(1), "{text}");
+    let reasons: Vec<&String> = output.iter().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(reasons.len(), 1, "one line: {text}");
+    assert!(reasons[0].contains("line 6"), "names the line: {text}");
+    assert!(
+        reasons[0].contains("invalid.toml"),
+        "names the file: {text}"
+    );
+
+    // Valid TOML, invalid routing: a rule without a project and no default.
+    let unrouted = dir.path().join("unrouted.toml");
+    std::fs::write(
+        &unrouted,
+        "[[routes]]\nname = \"orphan\"\nlabels_any = [\"bug\"]\n",
+    )
+    .expect("write");
+    let (status, output) = hookbridge(&["config", "check", &unrouted.display().to_string()], &[]);
+    assert_eq!(status.code(), Some(1), "{}", output.join("\n"));
+    assert!(
+        output.join("\n").contains("routes[0]"),
+        "{}",
+        output.join("\n")
+    );
+    // ... which a default project fixes.
+    let (status, output) = hookbridge(
+        &["config", "check", &unrouted.display().to_string()],
+        &[("JIRA_PROJECT_KEY", "OPS".to_owned())],
+    );
+    assert!(status.success(), "{}", output.join("\n"));
+
+    // A file that is not there: a usage error.
+    let (status, output) = hookbridge(
+        &[
+            "config",
+            "check",
+            &dir.path().join("absent.toml").display().to_string(),
+        ],
+        &[],
+    );
+    assert_eq!(status.code(), Some(2), "{}", output.join("\n"));
+}
