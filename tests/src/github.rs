@@ -196,7 +196,11 @@ impl Delivery {
         let id = format!("jira-{}", delivery_id());
         Self {
             headers: vec![
-                ("Content-Type".into(), "application/json".into()),
+                // What Jira Cloud sends: with a charset parameter.
+                (
+                    "Content-Type".into(),
+                    "application/json; charset=UTF-8".into(),
+                ),
                 ("X-Atlassian-Webhook-Identifier".into(), id.clone()),
                 ("User-Agent".into(), "Atlassian Webhook HTTP Client".into()),
             ],

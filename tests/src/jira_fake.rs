@@ -210,7 +210,8 @@ fn endpoint_of(method: &Method, segments: &[&str]) -> &'static str {
 }
 
 impl JiraFake {
-    /// Starts the fake on a free port of 127.0.0.1, on the current tokio runtime.
+    /// Starts the fake on a free port of 127.0.0.1, serving on the current tokio runtime (from a
+    /// `#[tokio::test]`, or inside `block_on` of a runtime the caller keeps alive).
     ///
     /// # Panics
     /// When no port can be bound.
@@ -323,6 +324,12 @@ impl JiraFake {
             .iter()
             .filter(|r| r.status == status)
             .count()
+    }
+
+    /// [`JiraFake::max_accepted_in_window`] over one second: with a limit of `rate_limit` per
+    /// endpoint and a bucket of `burst`, at most `rate_limit + burst`.
+    pub fn requests_per_second_max(&self) -> usize {
+        self.max_accepted_in_window(Duration::from_secs(1))
     }
 
     /// The most requests to one endpoint that were *accepted* (not 429) within any window of

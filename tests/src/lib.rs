@@ -1,5 +1,6 @@
 //! Test support shared by the black-box tests and the benchmarks: fakes of the services hookbridge
-//! talks to, behaving like the real ones.
+//! talks to, behaving like the real ones; webhook deliveries signed as GitHub and Jira sign them;
+//! and the real binaries as child processes (`process`, `ingest`).
 
 pub mod github;
 pub mod ingest;

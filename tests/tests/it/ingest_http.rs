@@ -862,6 +862,15 @@ fn bad_configuration_exits_2_with_a_one_line_reason_naming_the_key() {
             "HOOKBRIDGE_TLS_KEY",
         ),
         (
+            // A directory: it opens, but cannot be read as a file.
+            with_secret()
+                .arg("--tls-cert")
+                .arg(cert.clone())
+                .arg("--tls-key")
+                .arg(pems.path().display().to_string()),
+            "HOOKBRIDGE_TLS_KEY",
+        ),
+        (
             with_secret().arg("--tls-cert").arg(cert.clone()),
             "HOOKBRIDGE_TLS_KEY",
         ),

@@ -184,6 +184,22 @@ async fn search_uses_the_jql_endpoint_and_lags_behind_creates() {
         .await
         .expect("request");
     assert_eq!(gone.status(), 410);
+    let gone: Value = reqwest::Client::new()
+        .post(format!("{}/rest/api/3/search", fake.base_url()))
+        .basic_auth(fake.email(), Some(fake.token()))
+        .json(&json!({"jql": "project = DEMO"}))
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("JSON error body");
+    assert!(
+        gone["errorMessages"][0]
+            .as_str()
+            .is_some_and(|m| m.contains("/rest/api/3/search/jql")),
+        "{gone}"
+    );
 
     for i in 0..3 {
         client
@@ -314,4 +330,111 @@ async fn many_concurrent_requests_stay_under_the_fakes_limit() {
     }
     assert_eq!(fake.count_issues(), 60);
     assert_eq!(fake.count_status(429), 0, "pacing should avoid every 429");
+}
+
+#[tokio::test]
+async fn a_503_then_success_is_retried_inside_the_client_for_an_edit() {
+    let fake = JiraFake::start(FakeConfig::default()).await;
+    let client = client_for(&fake, &fake.token(), 50.0);
+    client
+        .create_issue_raw(&issue_body("x", adf::markdown_to_adf("x"), &[]))
+        .await
+        .expect("create");
+    fake.fail_next(Method::PUT, "/rest/api/3/issue/DEMO-1", 503, None, 1);
+    client
+        .edit_issue("DEMO-1", &json!({"fields": {"labels": ["after-503"]}}))
+        .await
+        .expect("edit retried past the 503");
+    let statuses: Vec<u16> = fake
+        .request_log()
+        .iter()
+        .filter(|r| r.method == "PUT")
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(statuses, [503, 204]);
+    assert_eq!(fake.issue("DEMO-1").expect("issue").labels, ["after-503"]);
+}
+
+#[tokio::test]
+async fn a_create_that_timed_out_is_not_sent_again_but_a_read_is() {
+    let fake = JiraFake::start(FakeConfig::default()).await;
+    let client = JiraClient::with_timeout(
+        &JiraSettings {
+            base_url: url::Url::parse(&fake.base_url()).expect("fake URL"),
+            email: fake.email(),
+            api_token: SecretString::from(fake.token()),
+            rate_per_sec: 50.0,
+        },
+        None,
+        Duration::from_millis(300),
+    )
+    .expect("client");
+    // Jira creates the issue, but the answer comes too late.
+    fake.stall_next(Method::POST, "/rest/api/3/issue", Duration::from_secs(2));
+    let err = client
+        .create_issue_raw(&issue_body("slow", adf::markdown_to_adf("x"), &[]))
+        .await
+        .expect_err("timed out");
+    assert!(matches!(err, JiraError::Transport { .. }), "{err:?}");
+    assert!(err.is_transient());
+    assert_eq!(err.status(), None);
+    assert!(
+        !err.proves_nothing_happened(),
+        "the caller must reconcile before creating again"
+    );
+    assert_eq!(fake.count_issues(), 1, "the create took effect once");
+    let creates = fake
+        .request_log()
+        .iter()
+        .filter(|r| r.method == "POST" && r.path == "/rest/api/3/issue")
+        .count();
+    assert_eq!(creates, 1, "a create is never sent twice by the client");
+
+    // A read that times out is simply asked again.
+    fake.stall_next(Method::GET, "/rest/api/3/project", Duration::from_secs(2));
+    let projects = client.projects().await.expect("second attempt answers");
+    assert!(!projects.is_empty());
+}
+
+#[tokio::test]
+async fn a_rate_set_above_jiras_limit_settles_below_it_instead_of_collapsing() {
+    // The client is configured at three times what the fake allows. It must learn from the 429s
+    // and NearLimit headers, slow down once per event (not once per 429), and keep going at about
+    // the fake's pace rather than crawling at its floor rate.
+    let fake = JiraFake::start(FakeConfig {
+        rate_limit: Some(40.0),
+        burst: 5.0,
+        latency: Duration::from_millis(20),
+        ..FakeConfig::default()
+    })
+    .await;
+    let client = client_for(&fake, &fake.token(), 120.0);
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..160 {
+        let client = client.clone();
+        tasks.spawn(async move {
+            client
+                .create_issue_raw(&issue_body(
+                    &format!("r{i}"),
+                    adf::markdown_to_adf("x"),
+                    &[],
+                ))
+                .await
+        });
+    }
+    while let Some(result) = tasks.join_next().await {
+        result.expect("task").expect("create");
+    }
+    assert_eq!(fake.count_issues(), 160);
+    let answered = fake.request_log().len();
+    let throttled = fake.count_status(429);
+    assert!(
+        throttled * 10 < answered,
+        "{throttled} of {answered} answers were 429"
+    );
+    // Slowed down, but not collapsed to the floor (1/s): one decrease per burst of 429s leaves
+    // it near the fake's 40/s, where counting every 429 would have crushed it.
+    let rate = client.limiter().effective_rate();
+    assert!((10.0..120.0).contains(&rate), "settled at {rate}/s");
+    assert!(fake.requests_per_second_max() <= 40 + 5);
 }
