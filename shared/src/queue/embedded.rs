@@ -5,6 +5,11 @@
 //! (and, with `synchronous=FULL`, power loss), and its file locking makes several processes safe
 //! without a broker. Sends go through one writer thread per process that commits everything waiting
 //! in one transaction (group commit), so the cost of an fsync is shared by all concurrent requests.
+//! Copying the write-ahead log back into the database file (a checkpoint, with fsyncs of its own) is
+//! kept off that path: every connection has automatic checkpoints off, and a checkpointer thread
+//! per process does it every [`CHECKPOINT_INTERVAL`] (passive: it never blocks a writer), on the
+//! second core while the writer waits for its fsync.
+//! Message ids are UUIDv7, time-ordered, so the unique index on them grows at its end.
 //!
 //! Semantics mirror SQS: receiving makes a message invisible for the visibility timeout and
 //! increments its receive count; a message that was already received `max_receive_count` times is
@@ -27,6 +32,11 @@ use super::{DeadLetter, QueueError, ReceiptHandle, ReceiveOptions, Received};
 const MAX_GROUP: usize = 1024;
 /// Most bytes one group commit writes (a single larger message still goes alone).
 const MAX_GROUP_BYTES: usize = 64 * 1024 * 1024;
+
+/// How often the checkpointer folds the write-ahead log into the database file.
+const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(200);
+/// Bytes of messages a writer sends between two restarts of the log (see [`checkpointer`]).
+const LOG_RESTART_BYTES: usize = 16 * 1024 * 1024;
 
 /// How an embedded queue is opened.
 #[derive(Debug, Clone)]
@@ -59,6 +69,8 @@ struct WriteJob {
 struct Inner {
     path: PathBuf,
     writer: Mutex<std_mpsc::Sender<WriteJob>>,
+    /// Dropping it stops the checkpointer thread.
+    _checkpointer: std_mpsc::SyncSender<()>,
     conn: Mutex<Connection>,
     notify: Arc<Notify>,
     max_receive_count: u32,
@@ -96,6 +108,12 @@ fn open_connection(path: &Path) -> Result<Connection, QueueError> {
     conn.pragma_update(None, "journal_mode", "WAL")
         .map_err(unavailable)?;
     conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(unavailable)?;
+    // The checkpointer thread does it, so that no commit waits for a checkpoint.
+    conn.pragma_update(None, "wal_autocheckpoint", 0)
+        .map_err(unavailable)?;
+    // After a burst, a log restart truncates the file to this size.
+    conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)
         .map_err(unavailable)?;
     Ok(conn)
 }
@@ -145,10 +163,17 @@ impl EmbeddedQueue {
             .name("hookbridge-queue-writer".into())
             .spawn(move || group_commit_writer(writer_conn, rx, writer_notify, writer_commits))
             .map_err(unavailable)?;
+        let checkpoint_conn = open_connection(&options.path)?;
+        let (stop_checkpoints, checkpoints_stopped) = std_mpsc::sync_channel(0);
+        std::thread::Builder::new()
+            .name("hookbridge-queue-checkpointer".into())
+            .spawn(move || checkpointer(checkpoint_conn, checkpoints_stopped))
+            .map_err(unavailable)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 path: options.path,
                 writer: Mutex::new(tx),
+                _checkpointer: stop_checkpoints,
                 conn: Mutex::new(conn),
                 notify,
                 max_receive_count: options.max_receive_count.max(1),
@@ -470,6 +495,7 @@ fn group_commit_writer(
     notify: Arc<Notify>,
     commits: Arc<AtomicU64>,
 ) {
+    let mut written_since_restart = 0;
     while let Ok(first) = rx.recv() {
         let mut bytes = first.body.len();
         let mut group = vec![first];
@@ -484,7 +510,7 @@ fn group_commit_writer(
         }
         let ids: Vec<String> = group
             .iter()
-            .map(|_| uuid::Uuid::new_v4().to_string())
+            .map(|_| uuid::Uuid::now_v7().to_string())
             .collect();
         let result = write_group(&mut conn, &group, &ids);
         commits.fetch_add(1, Ordering::Relaxed);
@@ -501,6 +527,30 @@ fn group_commit_writer(
                     let _ = job.reply.send(Err(QueueError::Unavailable(e.to_string())));
                 }
             }
+        }
+        written_since_restart += bytes;
+        if written_since_restart > LOG_RESTART_BYTES {
+            written_since_restart = 0;
+            if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(())) {
+                tracing::debug!(error = %e, "embedded queue log restart skipped");
+            }
+        }
+    }
+}
+
+/// Folds the write-ahead log into the database file every [`CHECKPOINT_INTERVAL`] until its queue
+/// is dropped. Passive: it copies what no reader still needs and never blocks a writer; with
+/// several processes, whichever checkpointer runs first does the work.
+///
+/// Under constant load a passive checkpoint never quite catches up with the writer, and SQLite
+/// starts the log over only after a checkpoint copied all of it: the log would grow without end.
+/// So the writer itself finishes the job between two commits every [`LOG_RESTART_BYTES`] (a
+/// checkpointer waiting for the write lock would starve: the writer takes it again every few
+/// milliseconds).
+fn checkpointer(conn: Connection, stop: std_mpsc::Receiver<()>) {
+    while let Err(std_mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(CHECKPOINT_INTERVAL) {
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::debug!(error = %e, "embedded queue checkpoint skipped");
         }
     }
 }

@@ -712,3 +712,47 @@ async fn sqs_connect_to_a_missing_queue_names_the_url() {
     }
     harness.cleanup().await;
 }
+
+/// Embedded only: checkpoints run beside the writer, and under sends that never pause the
+/// write-ahead log is still started over, so it does not grow with everything ever sent; and no
+/// message is lost on the way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn embedded_log_stays_bounded_under_constant_sends() {
+    let dir = tempfile::tempdir().expect("create a temp dir");
+    let queue = EmbeddedQueue::open(EmbeddedOptions::in_dir(dir.path(), "queue.db"))
+        .expect("open the embedded queue");
+    let wal = dir.path().join("queue.db-wal");
+    let body = Bytes::from(vec![b'x'; 10 * 1024]);
+    const SENDERS: usize = 16;
+    const PER_SENDER: usize = 300;
+    let largest_log = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut senders = tokio::task::JoinSet::new();
+    for _ in 0..SENDERS {
+        let (queue, body, wal, largest_log) = (
+            queue.clone(),
+            body.clone(),
+            wal.clone(),
+            largest_log.clone(),
+        );
+        senders.spawn(async move {
+            for _ in 0..PER_SENDER {
+                queue.send(body.clone()).await.expect("send");
+                let size = std::fs::metadata(&wal).map_or(0, |m| m.len());
+                largest_log.fetch_max(size, std::sync::atomic::Ordering::Relaxed);
+            }
+        });
+    }
+    while let Some(done) = senders.join_next().await {
+        done.expect("sender task");
+    }
+    let sent_bytes = (SENDERS * PER_SENDER * body.len()) as u64;
+    let largest = largest_log.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(
+        queue.depth().await.expect("depth"),
+        (SENDERS * PER_SENDER) as u64
+    );
+    assert!(
+        largest < sent_bytes * 2 / 3,
+        "the log reached {largest} bytes for {sent_bytes} bytes sent: it was never started over"
+    );
+}
