@@ -18,7 +18,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc as std_mpsc;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, TryLockError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -159,15 +159,26 @@ impl EmbeddedQueue {
         let writer_notify = notify.clone();
         let commits = Arc::new(AtomicU64::new(0));
         let writer_commits = commits.clone();
+        // Held while this process checkpoints (see `checkpointer`).
+        let checkpointing = Arc::new(Mutex::new(()));
+        let writer_checkpointing = checkpointing.clone();
         std::thread::Builder::new()
             .name("hookbridge-queue-writer".into())
-            .spawn(move || group_commit_writer(writer_conn, rx, writer_notify, writer_commits))
+            .spawn(move || {
+                group_commit_writer(
+                    writer_conn,
+                    rx,
+                    writer_notify,
+                    writer_commits,
+                    &writer_checkpointing,
+                );
+            })
             .map_err(unavailable)?;
         let checkpoint_conn = open_connection(&options.path)?;
         let (stop_checkpoints, checkpoints_stopped) = std_mpsc::sync_channel(0);
         std::thread::Builder::new()
             .name("hookbridge-queue-checkpointer".into())
-            .spawn(move || checkpointer(checkpoint_conn, checkpoints_stopped))
+            .spawn(move || checkpointer(checkpoint_conn, checkpoints_stopped, &checkpointing))
             .map_err(unavailable)?;
         Ok(Self {
             inner: Arc::new(Inner {
@@ -494,6 +505,7 @@ fn group_commit_writer(
     rx: std_mpsc::Receiver<WriteJob>,
     notify: Arc<Notify>,
     commits: Arc<AtomicU64>,
+    checkpointing: &Mutex<()>,
 ) {
     let mut written_since_restart = 0;
     while let Ok(first) = rx.recv() {
@@ -529,7 +541,15 @@ fn group_commit_writer(
             }
         }
         written_since_restart += bytes;
-        if written_since_restart > LOG_RESTART_BYTES {
+        // Not while this process's checkpointer runs: SQLite would make the restart wait for it
+        // by sleeping and polling, which shows in the p99. The next commit tries again.
+        if written_since_restart > LOG_RESTART_BYTES
+            && let Some(_checkpointing) = match checkpointing.try_lock() {
+                Ok(guard) => Some(guard),
+                Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
+                Err(TryLockError::WouldBlock) => None,
+            }
+        {
             written_since_restart = 0;
             if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(())) {
                 tracing::debug!(error = %e, "embedded queue log restart skipped");
@@ -547,8 +567,9 @@ fn group_commit_writer(
 /// So the writer itself finishes the job between two commits every [`LOG_RESTART_BYTES`] (a
 /// checkpointer waiting for the write lock would starve: the writer takes it again every few
 /// milliseconds).
-fn checkpointer(conn: Connection, stop: std_mpsc::Receiver<()>) {
+fn checkpointer(conn: Connection, stop: std_mpsc::Receiver<()>, checkpointing: &Mutex<()>) {
     while let Err(std_mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(CHECKPOINT_INTERVAL) {
+        let _checkpointing = checkpointing.lock().unwrap_or_else(|p| p.into_inner());
         if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
             tracing::debug!(error = %e, "embedded queue checkpoint skipped");
         }
