@@ -3,6 +3,7 @@
 
 CARGO ?= cargo
 DATA_DIR ?= ./data
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 
 .PHONY: run demo test lint build release bench clean-test-env
 
@@ -13,8 +14,8 @@ run: release
 ## Sign and post a sample GitHub issues.opened event to the server `make run` started.
 demo:
 	@test -f $(DATA_DIR)/dev-webhook-secret || { echo "no $(DATA_DIR)/dev-webhook-secret: start 'make run' first"; exit 2; }
-	@test -x target/release/hookbridge || $(CARGO) build --release --bins
-	GITHUB_WEBHOOK_SECRET="$$(cat $(DATA_DIR)/dev-webhook-secret)" target/release/hookbridge send-test-event
+	@test -x $(TARGET_DIR)/release/hookbridge || $(CARGO) build --release --bins
+	GITHUB_WEBHOOK_SECRET="$$(cat $(DATA_DIR)/dev-webhook-secret)" $(TARGET_DIR)/release/hookbridge send-test-event
 
 ## Format check, clippy, then every test against a private Redis and moto_server (started and
 ## stopped by scripts/with-test-services.sh, also on failure).

@@ -19,4 +19,4 @@ export LOG_FORMAT="${LOG_FORMAT:-text}"
 # A default project makes the dry run show a complete request for the sample event.
 export JIRA_PROJECT_KEY="${JIRA_PROJECT_KEY:-DEMO}"
 echo "webhook secret: $secret_file   (send a signed sample event: make demo)"
-exec target/release/hookbridge run "$@"
+exec "${CARGO_TARGET_DIR:-target}/release/hookbridge" run "$@"
