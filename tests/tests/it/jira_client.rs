@@ -300,20 +300,23 @@ async fn transitions_remote_links_and_comment_paging() {
     );
 }
 
-#[tokio::test]
-async fn many_concurrent_requests_stay_under_the_fakes_limit() {
-    // 60 creates at once from one client paced at 40/s against a fake that allows 50/s per
-    // endpoint with a burst of 5: pacing, not 429s, keeps them in line.
+/// `count` creates at once from one client paced at `client_rate` against a fake that allows
+/// `jira_limit` per endpoint with a burst of 5; every create succeeds, eventually.
+async fn concurrent_creates(
+    jira_limit: f64,
+    client_rate: f64,
+    count: usize,
+) -> (JiraFake, JiraClient) {
     let fake = JiraFake::start(FakeConfig {
-        rate_limit: Some(50.0),
+        rate_limit: Some(jira_limit),
         burst: 5.0,
         latency: Duration::from_millis(20),
         ..FakeConfig::default()
     })
     .await;
-    let client = client_for(&fake, &fake.token(), 40.0);
+    let client = client_for(&fake, &fake.token(), client_rate);
     let mut tasks = tokio::task::JoinSet::new();
-    for i in 0..60 {
+    for i in 0..count {
         let client = client.clone();
         tasks.spawn(async move {
             client
@@ -328,7 +331,15 @@ async fn many_concurrent_requests_stay_under_the_fakes_limit() {
     while let Some(result) = tasks.join_next().await {
         result.expect("task").expect("create");
     }
-    assert_eq!(fake.count_issues(), 60);
+    assert_eq!(fake.count_issues(), count);
+    (fake, client)
+}
+
+#[tokio::test]
+async fn many_concurrent_requests_stay_under_the_fakes_limit() {
+    // 60 creates at once from one client paced at 40/s against a fake that allows 50/s per
+    // endpoint with a burst of 5: pacing, not 429s, keeps them in line.
+    let (fake, _client) = concurrent_creates(50.0, 40.0, 60).await;
     assert_eq!(fake.count_status(429), 0, "pacing should avoid every 429");
 }
 
@@ -401,31 +412,7 @@ async fn a_rate_set_above_jiras_limit_settles_below_it_instead_of_collapsing() {
     // The client is configured at three times what the fake allows. It must learn from the 429s
     // and NearLimit headers, slow down once per event (not once per 429), and keep going at about
     // the fake's pace rather than crawling at its floor rate.
-    let fake = JiraFake::start(FakeConfig {
-        rate_limit: Some(40.0),
-        burst: 5.0,
-        latency: Duration::from_millis(20),
-        ..FakeConfig::default()
-    })
-    .await;
-    let client = client_for(&fake, &fake.token(), 120.0);
-    let mut tasks = tokio::task::JoinSet::new();
-    for i in 0..160 {
-        let client = client.clone();
-        tasks.spawn(async move {
-            client
-                .create_issue_raw(&issue_body(
-                    &format!("r{i}"),
-                    adf::markdown_to_adf("x"),
-                    &[],
-                ))
-                .await
-        });
-    }
-    while let Some(result) = tasks.join_next().await {
-        result.expect("task").expect("create");
-    }
-    assert_eq!(fake.count_issues(), 160);
+    let (fake, client) = concurrent_creates(40.0, 120.0, 160).await;
     let answered = fake.request_log().len();
     let throttled = fake.count_status(429);
     assert!(
