@@ -73,11 +73,19 @@ impl GithubIssue {
             "repository": self.repository_json(),
             "sender": {"login": self.author, "id": 1, "type": "User"},
         });
-        if (action == "labeled" || action == "unlabeled")
+        if action == "labeled"
             && let Some(label) = self.labels.last()
         {
             payload["label"] = json!({"name": label});
         }
+        payload
+    }
+
+    /// An `issues.unlabeled` payload: `label` is removed from the issue first, as on GitHub.
+    pub fn unlabel(&mut self, label: &str) -> Value {
+        self.labels.retain(|l| l != label);
+        let mut payload = self.event("unlabeled");
+        payload["label"] = json!({"name": label});
         payload
     }
 

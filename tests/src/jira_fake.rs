@@ -305,6 +305,16 @@ impl JiraFake {
         self.data().issues.values().cloned().collect()
     }
 
+    /// A person adds `label` to an issue in Jira's UI.
+    ///
+    /// # Panics
+    /// When there is no such issue.
+    pub fn label_by_hand(&self, key: &str, label: &str) {
+        let mut data = self.data();
+        let issue = data.issues.get_mut(key).expect("no such issue");
+        issue.labels.push(label.to_owned());
+    }
+
     pub fn issue(&self, key: &str) -> Option<FakeIssue> {
         self.data().issues.get(key).cloned()
     }
@@ -702,25 +712,8 @@ fn check_fields(fields: &Value, config: &FakeConfig, creating: bool) -> Result<(
                 errors.insert("labels".into(), json!("labels must be an array of strings"));
             }
             Some(labels) => {
-                for label in labels {
-                    match label.as_str() {
-                        Some(l) if l.is_empty() || l.chars().count() > 255 => {
-                            errors.insert(
-                                "labels".into(),
-                                json!(format!("The label '{l}' is invalid.")),
-                            );
-                        }
-                        Some(l) if l.chars().any(char::is_whitespace) => {
-                            errors.insert(
-                                "labels".into(),
-                                json!(format!("The label '{l}' contains spaces which is invalid.")),
-                            );
-                        }
-                        Some(_) => {}
-                        None => {
-                            errors.insert("labels".into(), json!("labels must be strings"));
-                        }
-                    }
+                if let Some(e) = labels.iter().find_map(label_error) {
+                    errors.insert("labels".into(), json!(e));
                 }
             }
         }
@@ -750,6 +743,53 @@ fn check_fields(fields: &Value, config: &FakeConfig, creating: bool) -> Result<(
     } else {
         Err(Value::Object(errors))
     }
+}
+
+/// What Jira says about one label value, if it refuses it.
+fn label_error(label: &Value) -> Option<String> {
+    match label.as_str() {
+        Some(l) if l.is_empty() || l.chars().count() > 255 => {
+            Some(format!("The label '{l}' is invalid."))
+        }
+        Some(l) if l.chars().any(char::is_whitespace) => {
+            Some(format!("The label '{l}' contains spaces which is invalid."))
+        }
+        Some(_) => None,
+        None => Some("labels must be strings".into()),
+    }
+}
+
+/// The `update.labels` operations of an edit (`[{"add": l}, {"remove": l}, {"set": [..]}]`),
+/// checked as Jira checks them.
+fn label_operations(update: &Value) -> Result<Vec<(&str, &Value)>, String> {
+    let Some(ops) = update.as_array() else {
+        return Err("labels operations must be an array".into());
+    };
+    let mut out = Vec::new();
+    for op in ops {
+        let Some((verb, value)) = op
+            .as_object()
+            .filter(|o| o.len() == 1)
+            .and_then(|o| o.iter().next())
+        else {
+            return Err("each labels operation is an object with one verb".into());
+        };
+        match verb.as_str() {
+            "add" | "remove" => {
+                if let Some(e) = label_error(value) {
+                    return Err(e);
+                }
+            }
+            "set" => {
+                if let Some(e) = value.as_array().into_iter().flatten().find_map(label_error) {
+                    return Err(e);
+                }
+            }
+            other => return Err(format!("Operation '{other}' is not supported for labels.")),
+        }
+        out.push((verb.as_str(), value));
+    }
+    Ok(out)
 }
 
 fn strings(value: &Value) -> Vec<String> {
@@ -818,6 +858,20 @@ fn edit_issue(data: &mut Data, config: &FakeConfig, key: &str, request: &Value) 
     if let Err(errors) = check_fields(fields, config, false) {
         return jira_error(StatusCode::BAD_REQUEST, &[], errors);
     }
+    let label_ops = match request.pointer("/update/labels") {
+        None => Vec::new(),
+        Some(_) if fields.get("labels").is_some() => {
+            return jira_error(
+                StatusCode::BAD_REQUEST,
+                &[],
+                json!({"labels": "Field 'labels' cannot be set and updated in the same request."}),
+            );
+        }
+        Some(update) => match label_operations(update) {
+            Ok(ops) => ops,
+            Err(e) => return jira_error(StatusCode::BAD_REQUEST, &[], json!({"labels": e})),
+        },
+    };
     let Some(issue) = data.issues.get_mut(key) else {
         return not_found();
     };
@@ -827,8 +881,22 @@ fn edit_issue(data: &mut Data, config: &FakeConfig, key: &str, request: &Value) 
     if fields.get("description").is_some() {
         issue.description = fields["description"].clone();
     }
+    let mut labels_changed = false;
     if fields.get("labels").is_some() {
         issue.labels = strings(&fields["labels"]);
+        labels_changed = true;
+    }
+    for (verb, value) in label_ops {
+        let label = value.as_str().unwrap_or_default().to_owned();
+        match verb {
+            "add" if !issue.labels.contains(&label) => issue.labels.push(label),
+            "remove" => issue.labels.retain(|l| *l != label),
+            "set" => issue.labels = strings(value),
+            _ => {}
+        }
+        labels_changed = true;
+    }
+    if labels_changed {
         issue
             .search_history
             .push((Instant::now() + config.search_lag, issue.labels.clone()));

@@ -55,6 +55,9 @@ pub struct IssueEvent {
     pub sender: User,
     #[serde(default)]
     pub comment: Option<Comment>,
+    /// The label that was added or removed (`labeled` / `unlabeled`).
+    #[serde(default)]
+    pub label: Option<Label>,
 }
 
 impl Issue {

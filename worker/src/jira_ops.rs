@@ -153,12 +153,15 @@ impl JiraOps {
         }
     }
 
-    /// Sets the labels to exactly `labels`.
+    /// Adds (`add`) or removes one label, leaving the others — including those set by hand in
+    /// Jira — as they are.
     ///
     /// # Errors
     /// [`OpsError`], classified.
-    pub async fn set_labels(&self, key: &str, labels: &[String]) -> Result<(), OpsError> {
-        self.edit(key, json!({"fields": {"labels": labels}})).await
+    pub async fn change_label(&self, key: &str, label: &str, add: bool) -> Result<(), OpsError> {
+        let verb = if add { "add" } else { "remove" };
+        self.edit(key, json!({"update": {"labels": [{verb: label}]}}))
+            .await
     }
 
     /// Sets summary and description.

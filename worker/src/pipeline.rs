@@ -157,13 +157,21 @@ pub fn summary(title: &str) -> String {
     }
 }
 
+/// The labels every synced issue carries: `github` and its marker.
+fn is_bridge_label(label: &str, identity: &str) -> bool {
+    label == BRIDGE_LABEL || label == marker_label(identity)
+}
+
+/// Marks every issue the bridge created.
+const BRIDGE_LABEL: &str = "github";
+
 fn labels_for(issue: &Issue, identity: &str, target: &Target) -> Vec<String> {
     let mut labels: Vec<String> = issue
         .labels
         .iter()
         .filter_map(|l| jira_label(&l.name))
         .chain(target.labels.iter().filter_map(|l| jira_label(l)))
-        .chain(["github".to_owned(), marker_label(identity)])
+        .chain([BRIDGE_LABEL.to_owned(), marker_label(identity)])
         .collect();
     labels.sort();
     labels.dedup();
@@ -335,10 +343,15 @@ impl Pipeline {
                     .edit_fields(key, &summary(&issue.title), description)
                     .await?;
             }
-            ("issues", "labeled" | "unlabeled") if !created => {
-                self.jira
-                    .set_labels(key, &labels_for(issue, identity, target))
-                    .await?;
+            // One label changes: Jira's other labels (the marker, routing's, and any set by hand
+            // in Jira) stay. An issue created just now already has GitHub's labels.
+            ("issues", action @ ("labeled" | "unlabeled")) if !created => {
+                let add = action == "labeled";
+                let label = event.label.as_ref().and_then(|l| jira_label(&l.name));
+                // The bridge's own labels stay: the marker finds the issue again after a crash.
+                if let Some(label) = label.filter(|l| add || !is_bridge_label(l, identity)) {
+                    self.jira.change_label(key, &label, add).await?;
+                }
             }
             ("issues", "closed") if target.sync_closure => {
                 self.transition_or_comment(

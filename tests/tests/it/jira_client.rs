@@ -62,6 +62,48 @@ async fn create_edit_get_and_comment() {
 }
 
 #[tokio::test]
+async fn label_updates_add_and_remove_one_label_and_are_checked() {
+    let fake = JiraFake::start(FakeConfig::default()).await;
+    let client = client_for(&fake, &fake.token(), 50.0);
+    let key = client
+        .create_issue_raw(&issue_body(
+            "L",
+            adf::markdown_to_adf("x"),
+            &["github", "a"],
+        ))
+        .await
+        .expect("create")
+        .key;
+    client
+        .edit_issue(
+            &key,
+            &json!({"update": {"labels": [{"add": "b"}, {"remove": "a"}]}}),
+        )
+        .await
+        .expect("add and remove");
+    assert_eq!(fake.issue(&key).expect("issue").labels, ["github", "b"]);
+    for (bad, why) in [
+        (
+            json!({"update": {"labels": [{"add": "has space"}]}}),
+            "spaces",
+        ),
+        (
+            json!({"update": {"labels": [{"rename": "x"}]}}),
+            "not supported",
+        ),
+        (
+            json!({"fields": {"labels": ["x"]}, "update": {"labels": [{"add": "y"}]}}),
+            "same request",
+        ),
+    ] {
+        let err = client.edit_issue(&key, &bad).await.expect_err("refused");
+        assert_eq!(err.status(), Some(400), "{bad}");
+        assert!(err.to_string().contains(why), "{bad}: {err}");
+    }
+    assert_eq!(fake.issue(&key).expect("issue").labels, ["github", "b"]);
+}
+
+#[tokio::test]
 async fn a_plain_string_description_is_refused_permanently_with_jiras_text() {
     let fake = JiraFake::start(FakeConfig::default()).await;
     let client = client_for(&fake, &fake.token(), 50.0);

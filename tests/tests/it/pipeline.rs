@@ -232,6 +232,44 @@ async fn edits_labels_closing_and_reopening_follow() {
         .await,
         Outcome::Done
     );
+    // A label set by hand in Jira survives GitHub's label changes; only the label an event names
+    // changes.
+    let key = s.fake.issues()[0].key.clone();
+    s.fake.label_by_hand(&key, "sprint-7");
+    issue.labels = vec!["p1".into()];
+    assert_eq!(
+        deliver(
+            &s.pipeline,
+            &envelope("issues", &delivery_id(), &issue.event("labeled"))
+        )
+        .await,
+        Outcome::Done
+    );
+    issue.labels = vec!["p1".into(), "needs triage".into()];
+    let labeled = envelope("issues", &delivery_id(), &issue.event("labeled"));
+    assert_eq!(deliver(&s.pipeline, &labeled).await, Outcome::Done);
+    let unlabeled = envelope("issues", &delivery_id(), &issue.unlabel("p1"));
+    assert_eq!(deliver(&s.pipeline, &unlabeled).await, Outcome::Done);
+    let labels = s.fake.issues()[0].labels.clone();
+    for kept in ["github", "sprint-7", "needs-triage"] {
+        assert!(
+            labels.contains(&kept.to_owned()),
+            "{kept} missing: {labels:?}"
+        );
+    }
+    assert!(
+        !labels.contains(&"p1".to_owned()),
+        "p1 was removed: {labels:?}"
+    );
+    assert!(
+        labels.iter().any(|l| l.starts_with("ghissue-")),
+        "{labels:?}"
+    );
+    // Removing a GitHub label that happens to be the bridge's own keeps it in Jira.
+    issue.labels.push("github".into());
+    let unlabeled = envelope("issues", &delivery_id(), &issue.unlabel("github"));
+    assert_eq!(deliver(&s.pipeline, &unlabeled).await, Outcome::Done);
+    assert!(s.fake.issues()[0].labels.contains(&"github".to_owned()));
     issue.labels = vec!["p1".into()];
     assert_eq!(
         deliver(
