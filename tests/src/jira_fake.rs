@@ -781,7 +781,10 @@ fn label_operations(update: &Value) -> Result<Vec<(&str, &Value)>, String> {
                 }
             }
             "set" => {
-                if let Some(e) = value.as_array().into_iter().flatten().find_map(label_error) {
+                let Some(labels) = value.as_array() else {
+                    return Err("set takes an array of labels".into());
+                };
+                if let Some(e) = labels.iter().find_map(label_error) {
                     return Err(e);
                 }
             }
