@@ -180,7 +180,7 @@ async fn a_long_retry_after_goes_back_to_the_caller_as_transient() {
 }
 
 #[tokio::test]
-async fn server_errors_are_retried_for_idempotent_calls_only() {
+async fn server_errors_and_503_are_retried_for_idempotent_calls_only() {
     let fake = JiraFake::start(FakeConfig::default()).await;
     let client = client_for(&fake, &fake.token(), 50.0);
     client
@@ -193,6 +193,19 @@ async fn server_errors_are_retried_for_idempotent_calls_only() {
         .await
         .expect("edit retried past two 502s");
     assert_eq!(fake.issue("DEMO-1").expect("issue").summary, "edited");
+    fake.fail_next(Method::PUT, "/rest/api/3/issue/DEMO-1", 503, None, 1);
+    client
+        .edit_issue("DEMO-1", &json!({"fields": {"labels": ["after-503"]}}))
+        .await
+        .expect("edit retried past the 503");
+    let statuses: Vec<u16> = fake
+        .request_log()
+        .iter()
+        .filter(|r| r.method == "PUT")
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(statuses, [502, 502, 204, 503, 204]);
+    assert_eq!(fake.issue("DEMO-1").expect("issue").labels, ["after-503"]);
 
     fake.fail_next(Method::POST, "/rest/api/3/issue", 500, None, 1);
     let err = client
@@ -383,29 +396,6 @@ async fn many_concurrent_requests_stay_under_the_fakes_limit() {
     // endpoint with a burst of 5: pacing, not 429s, keeps them in line.
     let (fake, _client) = concurrent_creates(50.0, 40.0, 60).await;
     assert_eq!(fake.count_status(429), 0, "pacing should avoid every 429");
-}
-
-#[tokio::test]
-async fn a_503_then_success_is_retried_inside_the_client_for_an_edit() {
-    let fake = JiraFake::start(FakeConfig::default()).await;
-    let client = client_for(&fake, &fake.token(), 50.0);
-    client
-        .create_issue_raw(&issue_body("x", adf::markdown_to_adf("x"), &[]))
-        .await
-        .expect("create");
-    fake.fail_next(Method::PUT, "/rest/api/3/issue/DEMO-1", 503, None, 1);
-    client
-        .edit_issue("DEMO-1", &json!({"fields": {"labels": ["after-503"]}}))
-        .await
-        .expect("edit retried past the 503");
-    let statuses: Vec<u16> = fake
-        .request_log()
-        .iter()
-        .filter(|r| r.method == "PUT")
-        .map(|r| r.status)
-        .collect();
-    assert_eq!(statuses, [503, 204]);
-    assert_eq!(fake.issue("DEMO-1").expect("issue").labels, ["after-503"]);
 }
 
 #[tokio::test]

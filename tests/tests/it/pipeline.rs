@@ -76,6 +76,12 @@ async fn setup(config: FakeConfig, issue_type: &str) -> Setup {
 
 /// Handles a message like the consumer would: retried while the outcome says retry (with the
 /// asked delay, capped), up to `attempts`.
+/// Delivers `issue`'s `issues.<action>` event (with a fresh delivery id) and expects it done.
+async fn deliver_issue_event(pipeline: &Pipeline, issue: &GithubIssue, action: &str) {
+    let body = envelope("issues", &delivery_id(), &issue.event(action));
+    assert_eq!(deliver(pipeline, &body).await, Outcome::Done, "{action}");
+}
+
 async fn deliver(pipeline: &Pipeline, body: &[u8]) -> Outcome {
     let mut outcome = pipeline.handle_body(body).await;
     for _ in 0..10 {
@@ -214,37 +220,16 @@ async fn comments_land_once_on_the_right_issue() {
 async fn edits_labels_closing_and_reopening_follow() {
     let s = setup(FakeConfig::default(), "Task").await;
     let mut issue = GithubIssue::new("octo/api", 20);
-    assert_eq!(
-        deliver(
-            &s.pipeline,
-            &envelope("issues", &delivery_id(), &issue.event("opened"))
-        )
-        .await,
-        Outcome::Done
-    );
+    deliver_issue_event(&s.pipeline, &issue, "opened").await;
     issue.title = "Renamed".into();
     issue.body = "new body".into();
-    assert_eq!(
-        deliver(
-            &s.pipeline,
-            &envelope("issues", &delivery_id(), &issue.event("edited"))
-        )
-        .await,
-        Outcome::Done
-    );
+    deliver_issue_event(&s.pipeline, &issue, "edited").await;
     // A label set by hand in Jira survives GitHub's label changes; only the label an event names
     // changes.
     let key = s.fake.issues()[0].key.clone();
     s.fake.label_by_hand(&key, "sprint-7");
     issue.labels = vec!["p1".into()];
-    assert_eq!(
-        deliver(
-            &s.pipeline,
-            &envelope("issues", &delivery_id(), &issue.event("labeled"))
-        )
-        .await,
-        Outcome::Done
-    );
+    deliver_issue_event(&s.pipeline, &issue, "labeled").await;
     issue.labels = vec!["p1".into(), "needs triage".into()];
     let labeled = envelope("issues", &delivery_id(), &issue.event("labeled"));
     assert_eq!(deliver(&s.pipeline, &labeled).await, Outcome::Done);
@@ -271,35 +256,14 @@ async fn edits_labels_closing_and_reopening_follow() {
     assert_eq!(deliver(&s.pipeline, &unlabeled).await, Outcome::Done);
     assert!(s.fake.issues()[0].labels.contains(&"github".to_owned()));
     issue.labels = vec!["p1".into()];
-    assert_eq!(
-        deliver(
-            &s.pipeline,
-            &envelope("issues", &delivery_id(), &issue.event("labeled"))
-        )
-        .await,
-        Outcome::Done
-    );
-    assert_eq!(
-        deliver(
-            &s.pipeline,
-            &envelope("issues", &delivery_id(), &issue.event("closed"))
-        )
-        .await,
-        Outcome::Done
-    );
+    deliver_issue_event(&s.pipeline, &issue, "labeled").await;
+    deliver_issue_event(&s.pipeline, &issue, "closed").await;
     let jira = &s.fake.issues()[0];
     assert_eq!(jira.summary, "GitHub Issue: Renamed");
     assert!(jira.description.to_string().contains("new body"));
     assert!(jira.labels.contains(&"p1".to_owned()));
     assert_eq!(jira.status, "Done");
-    assert_eq!(
-        deliver(
-            &s.pipeline,
-            &envelope("issues", &delivery_id(), &issue.event("reopened"))
-        )
-        .await,
-        Outcome::Done
-    );
+    deliver_issue_event(&s.pipeline, &issue, "reopened").await;
     assert_eq!(s.fake.issues()[0].status, "To Do");
     assert_eq!(s.fake.count_issues(), 1);
 }
