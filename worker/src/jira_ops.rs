@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::audit::AuditLog;
-use crate::jira::{JiraClient, JiraError};
+use crate::jira::{JiraClient, JiraError, remote_link_body};
 
 /// A Jira issue to create.
 #[derive(Debug, Clone)]
@@ -141,7 +141,7 @@ impl JiraOps {
         match self {
             JiraOps::Live(client) => Ok(client.add_remote_link(key, global_id, url, title).await?),
             JiraOps::DryRun(audit) => {
-                let body = json!({"globalId": global_id, "object": {"url": url, "title": title}});
+                let body = remote_link_body(global_id, url, title);
                 self.dry(
                     audit,
                     "POST",

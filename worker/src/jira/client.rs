@@ -92,6 +92,17 @@ struct Call<'a> {
     idempotent: Idempotent,
 }
 
+/// The body of `POST /rest/api/3/issue/{key}/remotelink`: a link back to GitHub, keyed by
+/// `global_id` (the dry run writes this same body to the audit trail).
+pub fn remote_link_body(global_id: &str, url: &str, title: &str) -> Value {
+    json!({
+        "globalId": global_id,
+        "application": {"type": "com.github", "name": "GitHub"},
+        "relationship": "GitHub issue",
+        "object": {"url": url, "title": title},
+    })
+}
+
 impl JiraClient {
     /// A client pacing itself locally.
     ///
@@ -194,12 +205,7 @@ impl JiraClient {
         url: &str,
         title: &str,
     ) -> Result<(), JiraError> {
-        let body = json!({
-            "globalId": global_id,
-            "application": {"type": "com.github", "name": "GitHub"},
-            "relationship": "GitHub issue",
-            "object": {"url": url, "title": title},
-        });
+        let body = remote_link_body(global_id, url, title);
         self.call(Call {
             op: "add remote link",
             endpoint: "issue.remotelink",

@@ -18,6 +18,6 @@ mod client;
 mod error;
 pub mod limiter;
 
-pub use client::{CreatedIssue, JiraClient, Transition};
+pub use client::{CreatedIssue, JiraClient, Transition, remote_link_body};
 pub use error::JiraError;
 pub use limiter::Limiter;
