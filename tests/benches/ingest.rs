@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use hookbridge_shared::signature::sign_with;
+use hookbridge_tests::sqs;
 
 const SECRET: &str = "bench-secret";
 
@@ -294,15 +295,14 @@ async fn metric_sum(url: &str, series: &str) -> Option<f64> {
 }
 
 async fn sqs_calls_per_event(connections: usize) {
-    let Ok(endpoint) = std::env::var("HOOKBRIDGE_TEST_SQS_ENDPOINT") else {
-        println!("SQS: skipped (HOOKBRIDGE_TEST_SQS_ENDPOINT not set; run via make bench)");
+    let Ok(endpoint) = std::env::var(sqs::ENDPOINT_VARIABLE) else {
+        println!(
+            "SQS: skipped ({} not set; run via make bench)",
+            sqs::ENDPOINT_VARIABLE
+        );
         return;
     };
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(&endpoint)
-        .load()
-        .await;
-    let sqs = aws_sdk_sqs::Client::new(&config);
+    let sqs = sqs::client_for(&endpoint).await;
     let name = format!("bench-{}", uuid::Uuid::new_v4().simple());
     let queue_url = sqs
         .create_queue()

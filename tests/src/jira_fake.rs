@@ -336,12 +336,6 @@ impl JiraFake {
             .count()
     }
 
-    /// [`JiraFake::max_accepted_in_window`] over one second: with a limit of `rate_limit` per
-    /// endpoint and a bucket of `burst`, at most `rate_limit + burst`.
-    pub fn requests_per_second_max(&self) -> usize {
-        self.max_accepted_in_window(Duration::from_secs(1))
-    }
-
     /// The most requests to one endpoint that were *accepted* (not 429) within any window of
     /// `window`, over all endpoints: what "never exceeded the limit" is checked against.
     pub fn max_accepted_in_window(&self, window: Duration) -> usize {

@@ -1,8 +1,9 @@
 //! Test support shared by the black-box tests and the benchmarks: fakes of the services hookbridge
 //! talks to, behaving like the real ones; webhook deliveries signed as GitHub and Jira sign them;
-//! and the real binaries as child processes (`process`, `ingest`).
+//! the real binaries as child processes (`process`, `ingest`); and the local SQS server (`sqs`).
 
 pub mod github;
 pub mod ingest;
 pub mod jira_fake;
 pub mod process;
+pub mod sqs;

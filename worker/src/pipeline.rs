@@ -157,13 +157,13 @@ pub fn summary(title: &str) -> String {
     }
 }
 
+/// Marks every issue the bridge created.
+const BRIDGE_LABEL: &str = "github";
+
 /// The labels every synced issue carries: `github` and its marker.
 fn is_bridge_label(label: &str, identity: &str) -> bool {
     label == BRIDGE_LABEL || label == marker_label(identity)
 }
-
-/// Marks every issue the bridge created.
-const BRIDGE_LABEL: &str = "github";
 
 fn labels_for(issue: &Issue, identity: &str, target: &Target) -> Vec<String> {
     let mut labels: Vec<String> = issue

@@ -21,6 +21,7 @@ use hookbridge_shared::queue::sqs::SqsOptions;
 use hookbridge_shared::queue::{
     DeadLetter, Delivery, EmbeddedQueue, Queue, QueueError, ReceiveOptions, SqsQueue,
 };
+use hookbridge_tests::sqs as moto;
 use tokio::time::Instant;
 
 /// A message received this many times goes to the dead-letter store on its next receive (the SQS
@@ -58,61 +59,10 @@ impl Harness {
     }
 
     async fn sqs() -> Self {
-        let Ok(endpoint) = std::env::var("HOOKBRIDGE_TEST_SQS_ENDPOINT") else {
-            panic!(
-                "HOOKBRIDGE_TEST_SQS_ENDPOINT is not set, so the SQS backend cannot be tested. Run the \
-                 tests with `make test`, or wrap the command: \
-                 `scripts/with-test-services.sh cargo test -p hookbridge-tests --test it conformance` \
-                 (it installs and starts a local SQS server, moto)"
-            );
-        };
-        // The endpoint and test credentials go into this client's configuration only: the process
-        // environment is shared by every test running in parallel.
-        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .endpoint_url(&endpoint)
-            .region(aws_sdk_sqs::config::Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_sqs::config::Credentials::new(
-                "testing",
-                "testing",
-                None,
-                None,
-                "conformance-tests",
-            ))
-            .load()
-            .await;
-        let client = aws_sdk_sqs::Client::new(&config);
+        let client = moto::client_for(&moto::endpoint()).await;
         let name = format!("conformance-{}", uuid::Uuid::new_v4().simple());
-        let dlq_url = client
-            .create_queue()
-            .queue_name(format!("{name}-dlq"))
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("create the DLQ on {endpoint}: {e:?}"))
-            .queue_url
-            .expect("the DLQ has a URL");
-        let dlq_arn = client
-            .get_queue_attributes()
-            .queue_url(&dlq_url)
-            .attribute_names(QueueAttributeName::QueueArn)
-            .send()
-            .await
-            .expect("read the DLQ's ARN")
-            .attributes
-            .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
-            .expect("the DLQ has an ARN");
-        let redrive = serde_json::json!({
-            "deadLetterTargetArn": dlq_arn,
-            "maxReceiveCount": MAX_RECEIVE.to_string(),
-        });
-        let queue_url = client
-            .create_queue()
-            .queue_name(&name)
-            .attributes(QueueAttributeName::RedrivePolicy, redrive.to_string())
-            .send()
-            .await
-            .expect("create the queue")
-            .queue_url
-            .expect("the queue has a URL");
+        let moto::QueueWithDlq { queue_url, dlq_url } =
+            moto::create_queue_with_dlq(&client, &name, MAX_RECEIVE, &[]).await;
         // No DLQ URL given: the backend must find it through the redrive policy.
         let queue = SqsQueue::connect_with(
             client.clone(),

@@ -13,67 +13,26 @@ use hookbridge_shared::envelope::{Envelope, Source};
 use hookbridge_shared::queue::embedded::{EmbeddedOptions, EmbeddedQueue};
 use hookbridge_tests::github::{Delivery, GithubIssue, opened_payload_of_size};
 use hookbridge_tests::ingest::{PATIENCE, TestIngest, http};
+use hookbridge_tests::sqs::{self, endpoint};
 use serde_json::Value;
 
 const SECRET: &str = "sqs-test-s3cret-c3d9";
 
-fn endpoint() -> String {
-    std::env::var("HOOKBRIDGE_TEST_SQS_ENDPOINT").unwrap_or_else(|_| {
-        panic!(
-            "HOOKBRIDGE_TEST_SQS_ENDPOINT is not set, so the ingest cannot be tested on SQS. Run the \
-             tests with `make test`, or wrap the command: \
-             `scripts/with-test-services.sh cargo test -p hookbridge-tests --test it ingest_sqs` \
-             (it installs and starts a local SQS server, moto)"
-        )
-    })
-}
-
 async fn sqs() -> aws_sdk_sqs::Client {
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(endpoint())
-        .region(aws_sdk_sqs::config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_sqs::config::Credentials::new(
-            "testing", "testing", None, None, "tests",
-        ))
-        .load()
-        .await;
-    aws_sdk_sqs::Client::new(&config)
+    sqs::client_for(&endpoint()).await
 }
 
 /// A queue named `name` with a dead-letter queue, and SQS's default 256 KiB message limit set
 /// explicitly (moto's default is 1 MiB). Returns the queue URL.
 async fn create_queue(client: &aws_sdk_sqs::Client, name: &str) -> String {
-    let dlq_url = client
-        .create_queue()
-        .queue_name(format!("{name}-dlq"))
-        .send()
-        .await
-        .expect("create the DLQ")
-        .queue_url
-        .expect("DLQ URL");
-    let dlq_arn = client
-        .get_queue_attributes()
-        .queue_url(&dlq_url)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .expect("DLQ attributes")
-        .attributes
-        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
-        .expect("DLQ ARN");
-    client
-        .create_queue()
-        .queue_name(name)
-        .attributes(QueueAttributeName::MaximumMessageSize, "262144")
-        .attributes(
-            QueueAttributeName::RedrivePolicy,
-            serde_json::json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "5"}).to_string(),
-        )
-        .send()
-        .await
-        .expect("create the queue")
-        .queue_url
-        .expect("queue URL")
+    sqs::create_queue_with_dlq(
+        client,
+        name,
+        5,
+        &[(QueueAttributeName::MaximumMessageSize, "262144")],
+    )
+    .await
+    .queue_url
 }
 
 fn unique(prefix: &str) -> String {

@@ -258,18 +258,8 @@ fn bad_configuration_is_refused_with_the_key() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_worker_consumes_sqs_and_redeliveries_make_one_issue() {
-    let endpoint = std::env::var("HOOKBRIDGE_TEST_SQS_ENDPOINT").expect(
-        "HOOKBRIDGE_TEST_SQS_ENDPOINT: run under scripts/with-test-services.sh (make test)",
-    );
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(&endpoint)
-        .region(aws_sdk_sqs::config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_sqs::config::Credentials::new(
-            "testing", "testing", None, None, "tests",
-        ))
-        .load()
-        .await;
-    let sqs = aws_sdk_sqs::Client::new(&config);
+    let endpoint = hookbridge_tests::sqs::endpoint();
+    let sqs = hookbridge_tests::sqs::client_for(&endpoint).await;
     let queue_url = sqs
         .create_queue()
         .queue_name(format!("worker-{}", uuid::Uuid::new_v4().simple()))
