@@ -65,39 +65,61 @@ impl fmt::Display for JiraProjectKey {
     }
 }
 
-/// A repository pattern: `owner/name` exactly, `owner/*`, or `*`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+/// A repository pattern: a glob on `owner/name`, matched without regard to case — `acme/api`,
+/// `acme/*`, `acme/payments-*`, `*/docs`, `acme/{api,web}` — or `*` for every repository. A `*`
+/// never crosses the `/` between owner and name.
+#[derive(Debug, Clone, Deserialize)]
 #[serde(try_from = "String")]
-pub struct RepoPattern(String);
+pub struct RepoPattern {
+    text: String,
+    /// `None` for `*` (every repository).
+    glob: Option<globset::GlobMatcher>,
+}
+
+impl PartialEq for RepoPattern {
+    fn eq(&self, other: &Self) -> bool {
+        self.text == other.text
+    }
+}
+
+impl Eq for RepoPattern {}
 
 impl TryFrom<String> for RepoPattern {
     type Error = String;
     fn try_from(value: String) -> Result<Self, Self::Error> {
-        let v = value.trim();
-        let ok = v == "*"
-            || matches!(v.split_once('/'), Some((owner, name))
-                if !owner.is_empty() && !name.is_empty() && !owner.contains('*')
-                   && (name == "*" || !name.contains('*')) && !name.contains('/'));
-        if ok {
-            Ok(Self(v.to_ascii_lowercase()))
-        } else {
-            Err(format!(
-                "{value:?} is not a repository pattern (owner/name, owner/* or *)"
-            ))
+        let text = value.trim().to_ascii_lowercase();
+        if text == "*" {
+            return Ok(Self { text, glob: None });
         }
+        let refused = |why: &str| {
+            format!(
+                "{value:?} is not a repository pattern ({why}; e.g. acme/api, acme/payments-* or *)"
+            )
+        };
+        match text.split_once('/') {
+            Some((owner, name)) if !owner.is_empty() && !name.is_empty() && !name.contains('/') => {
+            }
+            _ => return Err(refused("a glob on owner/name needs exactly one /")),
+        }
+        let glob = globset::GlobBuilder::new(&text)
+            .case_insensitive(true)
+            .literal_separator(true)
+            .build()
+            .map_err(|e| refused(&e.kind().to_string()))?;
+        Ok(Self {
+            text,
+            glob: Some(glob.compile_matcher()),
+        })
     }
 }
 
 impl RepoPattern {
     pub fn matches(&self, full_name: &str) -> bool {
-        let full = full_name.to_ascii_lowercase();
-        match self.0.as_str() {
-            "*" => true,
-            p => match p.strip_suffix("/*") {
-                Some(owner) => full.split_once('/').is_some_and(|(o, _)| o == owner),
-                None => full == p,
-            },
-        }
+        self.glob.as_ref().is_none_or(|g| g.is_match(full_name))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.text
     }
 }
 
@@ -314,8 +336,31 @@ labels = ["triage"]
         assert_eq!((t.project.as_str(), t.issue_type.as_str()), ("BUG", "Bug"));
         assert_eq!(t.labels, vec!["triage".to_string()]);
         assert!(routing.route(&facts("octo/docs", &bug, "opened")).is_none());
+        assert!(
+            routing
+                .route(&facts("octo/api/x", &bug, "opened"))
+                .is_some_and(|t| t.rule == "default")
+        );
         let t = routing.route(&facts("other/x", &[], "opened")).unwrap();
         assert_eq!((t.project.as_str(), t.rule.as_str()), ("PROJ", "default"));
+    }
+
+    #[test]
+    fn repository_patterns_are_globs_on_owner_and_name() {
+        let pattern = |p: &str| RepoPattern::try_from(p.to_owned()).unwrap();
+        assert!(pattern("acme/payments-*").matches("Acme/Payments-API"));
+        assert!(!pattern("acme/payments-*").matches("acme/billing"));
+        assert!(!pattern("acme/payments-*").matches("other/payments-api"));
+        assert!(pattern("acme/*").matches("acme/anything"));
+        assert!(pattern("*/docs").matches("octo/docs"));
+        assert!(pattern("acme/{api,web}").matches("acme/web"));
+        assert!(!pattern("acme/{api,web}").matches("acme/webhooks"));
+        assert!(pattern("*").matches("any/repo"));
+        assert!(pattern("acme/api").matches("ACME/api"));
+        assert!(!pattern("acme/api").matches("acme/api2"));
+        for bad in ["no-slash", "a/b/c", "/name", "owner/", "acme/[unclosed"] {
+            assert!(RepoPattern::try_from(bad.to_owned()).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -691,9 +691,9 @@ fn check_fields(fields: &Value, config: &FakeConfig, creating: bool) -> Result<(
         }
     }
     if let Some(description) = fields.get("description").filter(|d| !d.is_null()) {
-        if let Err(e) = hookbridge_worker::adf::validate(description) {
+        if let Err(e) = hookbridge_worker::jira::adf::validate(description) {
             errors.insert("description".into(), json!(e));
-        } else if hookbridge_worker::adf::text_length(description) > TEXT_FIELD_LIMIT {
+        } else if hookbridge_worker::jira::adf::text_length(description) > TEXT_FIELD_LIMIT {
             errors.insert(
                 "description".into(),
                 json!("The entered text is too long. It exceeds the allowed limit of 32,767 characters."),
@@ -919,7 +919,7 @@ fn issue_json(issue: &FakeIssue, base: &str) -> Value {
 
 fn add_comment(data: &mut Data, base: &str, key: &str, request: &Value) -> Response {
     let body = &request["body"];
-    if let Err(e) = hookbridge_worker::adf::validate(body) {
+    if let Err(e) = hookbridge_worker::jira::adf::validate(body) {
         return jira_error(StatusCode::BAD_REQUEST, &[], json!({"comment": e}));
     }
     data.next_comment_id += 1;

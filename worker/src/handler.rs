@@ -45,3 +45,56 @@ impl Handler for LogOnly {
         }
     }
 }
+
+/// A failed step of a handler, already sorted into retry-later and give-up; `?` converts store
+/// and Jira errors into it, and it becomes the message's [`Outcome`].
+#[derive(Debug)]
+pub enum Failure {
+    Retry { after: Duration, reason: String },
+    Fail(String),
+}
+
+impl From<Failure> for Outcome {
+    fn from(failure: Failure) -> Self {
+        match failure {
+            Failure::Retry { after, reason } => Outcome::Retry { after, reason },
+            Failure::Fail(reason) => Outcome::Fail { reason },
+        }
+    }
+}
+
+impl From<crate::store::StoreError> for Failure {
+    fn from(e: crate::store::StoreError) -> Self {
+        if e.is_transient() {
+            Failure::Retry {
+                after: Duration::from_secs(5),
+                reason: e.to_string(),
+            }
+        } else {
+            Failure::Fail(e.to_string())
+        }
+    }
+}
+
+impl From<crate::jira::ops::OpsError> for Failure {
+    fn from(e: crate::jira::ops::OpsError) -> Self {
+        match e.retry_after() {
+            Some(after) => Failure::Retry {
+                after,
+                reason: e.to_string(),
+            },
+            None => Failure::Fail(e.to_string()),
+        }
+    }
+}
+
+impl From<crate::events::DecodeError> for Failure {
+    fn from(e: crate::events::DecodeError) -> Self {
+        match e {
+            crate::events::DecodeError::Permanent(reason) => Failure::Fail(reason),
+            crate::events::DecodeError::Transient { after, reason } => {
+                Failure::Retry { after, reason }
+            }
+        }
+    }
+}

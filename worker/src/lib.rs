@@ -4,18 +4,23 @@
 //! # Layout
 //! - [`consumer`]: the loop — `WORKER_CONCURRENCY` messages in flight, visibility extension for
 //!   long work, settle-after-work (ack / release with delay / dead-letter), graceful drain.
-//! - [`handler`]: [`handler::Handler`], the unit of work (`process_one`) the loop drives; tests
-//!   drive it directly.
-//! - [`settings`]: worker flags and environment.
+//! - [`handler`]: the [`handler::Handler`] trait and [`handler::Outcome`], the unit of work the
+//!   loop drives.
+//! - [`router`]: the one handler — where a message is decoded, deduplicated and sent on.
+//! - [`events`]: where an envelope becomes a typed [`events::Event`] (payload types, claims).
+//! - [`github_sync`]: where a GitHub issue or comment event becomes Jira calls, exactly once.
+//! - [`jira`]: the Jira REST v3 client, its pacing, the live-or-dry-run operations and ADF.
+//! - [`store`]: Redis or embedded SQLite — dedupe marks, fenced locks, typed keys, rate slots.
+//! - [`audit`]: the audit trail.
+//! - [`settings`] and [`startup`]: flags and environment, and assembling a worker from them.
 
-pub mod adf;
 pub mod audit;
 pub mod consumer;
-pub mod github;
+pub mod events;
+pub mod github_sync;
 pub mod handler;
 pub mod jira;
-pub mod jira_ops;
-pub mod pipeline;
+pub mod router;
 pub mod settings;
 pub mod startup;
 pub mod store;

@@ -37,11 +37,11 @@ async fn main() {
         .open_queue()
         .await
         .unwrap_or_else(|e| fail(format!("queue: {e}")));
-    let pipeline = startup::pipeline(&settings, &cli.common)
+    let router = startup::router(&settings, &cli.common)
         .await
         .unwrap_or_else(|e| fail(e));
     let shutdown = hookbridge_shared::shutdown::on_signal();
     let config = startup::consumer_config(&cli.worker, &cli.common);
-    consumer::run(queue, Arc::new(pipeline), config, shutdown).await;
+    consumer::run(queue, Arc::new(router), config, shutdown).await;
     tracing::info!("hookbridge-worker stopped");
 }

@@ -8,18 +8,20 @@ use hookbridge_shared::config::CommonArgs;
 
 use crate::audit::AuditLog;
 use crate::consumer::ConsumerConfig;
+use crate::events::Decoder;
+use crate::github_sync::{GithubSync, SyncConfig};
 use crate::jira::JiraClient;
-use crate::jira_ops::JiraOps;
-use crate::pipeline::{Pipeline, PipelineConfig};
+use crate::jira::ops::JiraOps;
+use crate::router::Router;
 use crate::settings::{WorkerArgs, WorkerSettings};
 use crate::store::{EMBEDDED_FILE_NAME, Store};
 
-/// Opens the store and the Jira client and builds the GitHub → Jira pipeline.
+/// Opens the store and the Jira client and builds the worker's [`Router`].
 ///
 /// # Errors
 /// A one-line reason naming what could not be opened (Redis unreachable at start, an unreadable
 /// embedded store, a Jira client that cannot be built).
-pub async fn pipeline(settings: &WorkerSettings, common: &CommonArgs) -> Result<Pipeline, String> {
+pub async fn router(settings: &WorkerSettings, common: &CommonArgs) -> Result<Router, String> {
     let store = match &settings.redis_url {
         Some(url) => Store::connect_redis(url, &settings.redis_prefix)
             .await
@@ -49,16 +51,19 @@ pub async fn pipeline(settings: &WorkerSettings, common: &CommonArgs) -> Result<
         );
     }
     tracing::info!(store = store.backend_name(), "worker store ready");
-    Ok(Pipeline {
-        store,
-        jira,
-        routing: settings.routing.clone(),
-        claims: common.claim_store(),
-        config: PipelineConfig {
-            ignore_logins: settings.ignore_logins.clone(),
-            search_lag: settings.search_lag,
-            lock_ttl: settings.lock_ttl,
-            ..PipelineConfig::default()
+    Ok(Router {
+        decoder: Decoder::new(common.claim_store(), settings.ignore_logins.clone()),
+        store: store.clone(),
+        github: GithubSync {
+            store,
+            jira,
+            routing: settings.routing.clone(),
+            config: SyncConfig {
+                ignore_logins: settings.ignore_logins.clone(),
+                search_lag: settings.search_lag,
+                lock_ttl: settings.lock_ttl,
+                ..SyncConfig::default()
+            },
         },
     })
 }

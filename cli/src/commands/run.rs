@@ -39,7 +39,7 @@ pub async fn run(args: RunArgs) -> Result<(), Failure> {
     let spool = open_spool(&args.common, &args.ingest, &queue)
         .map_err(|e| Failure::config(format!("spool: {e}")))?;
     let enqueuer = Enqueuer::new(queue.clone(), args.common.claim_store(), spool);
-    let pipeline = startup::pipeline(&worker_settings, &args.common)
+    let router = startup::router(&worker_settings, &args.common)
         .await
         .map_err(Failure::config)?;
     let app =
@@ -70,7 +70,7 @@ pub async fn run(args: RunArgs) -> Result<(), Failure> {
     let config = startup::consumer_config(&args.worker, &args.common);
     let worker = tokio::spawn(consumer::run(
         queue,
-        Arc::new(pipeline),
+        Arc::new(router),
         config,
         shutdown.clone(),
     ));

@@ -167,3 +167,63 @@ ignore = true
     );
     assert_eq!(status.code(), Some(2), "{}", output.join("\n"));
 }
+
+/// The ```toml blocks of a Markdown file, each with the line it starts on.
+fn toml_blocks(markdown: &str) -> Vec<(usize, String)> {
+    let mut blocks = Vec::new();
+    let mut current: Option<(usize, String)> = None;
+    for (i, line) in markdown.lines().enumerate() {
+        let fence = line.trim_start();
+        if let Some((start, text)) = current.take() {
+            if fence.starts_with("```") {
+                blocks.push((start, text));
+            } else {
+                current = Some((start, format!("{text}{line}\n")));
+            }
+        } else if fence.starts_with("```toml") {
+            current = Some((i + 2, String::new()));
+        }
+    }
+    blocks
+}
+
+/// Every TOML example in the README and in docs/ is a configuration `hookbridge config check`
+/// accepts, so the documentation cannot promise what the code refuses.
+#[test]
+fn every_toml_example_in_the_docs_passes_config_check() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut documents = vec![root.join("README.md")];
+    if let Ok(entries) = std::fs::read_dir(root.join("docs")) {
+        let mut docs: Vec<_> = entries
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "md"))
+            .collect();
+        docs.sort();
+        documents.extend(docs);
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut checked = 0;
+    for document in &documents {
+        let markdown = std::fs::read_to_string(document).expect("read the document");
+        for (line, block) in toml_blocks(&markdown) {
+            let file = dir.path().join(format!("example-{checked}.toml"));
+            std::fs::write(&file, &block).expect("write");
+            let (status, output) = hookbridge(
+                &["config", "check", &file.display().to_string()],
+                &[("JIRA_PROJECT_KEY", "DEMO".to_owned())],
+            );
+            assert!(
+                status.success(),
+                "{}:{line}: the example is refused: {}\n{block}",
+                document.display(),
+                output.join("\n")
+            );
+            checked += 1;
+        }
+    }
+    assert!(
+        checked >= 2,
+        "found only {checked} TOML examples in {documents:?}"
+    );
+}

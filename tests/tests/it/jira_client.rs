@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use hookbridge_tests::jira_fake::{FakeConfig, JiraFake};
-use hookbridge_worker::adf;
+use hookbridge_worker::jira::adf;
 use hookbridge_worker::jira::{JiraClient, JiraError};
 use hookbridge_worker::settings::JiraSettings;
 use reqwest::Method;

@@ -3,9 +3,9 @@
 mod cli;
 mod conformance;
 mod durability;
+mod github_sync;
 mod ingest_http;
 mod ingest_sqs;
 mod jira_client;
-mod pipeline;
 mod store;
 mod worker_process;

@@ -13,10 +13,14 @@
 //!   `proves_nothing_happened`), and the one-line rendering of Jira's error bodies.
 //! - [`limiter`]: [`Limiter`], the request pacing shared by every in-flight message of a process
 //!   (and, through the store, by every worker process), which slows down when Jira pushes back.
+//! - [`ops`]: the operations the worker needs, against the live client or in dry-run.
+//! - [`adf`]: Atlassian Document Format from GitHub Markdown, and its validator.
 
+pub mod adf;
 mod client;
 mod error;
 pub mod limiter;
+pub mod ops;
 
 pub use client::{CreatedIssue, JiraClient, Transition, remote_link_body};
 pub use error::JiraError;

@@ -26,12 +26,15 @@
 //! extensions and unlocks fail from that moment.
 
 pub mod embedded;
+pub mod keys;
+pub mod lock;
 pub mod redis;
 
 use std::path::Path;
 use std::time::Duration;
 
 pub use embedded::EmbeddedStore;
+pub use keys::{LockName, StoreKey};
 pub use redis::RedisStore;
 
 /// The embedded store's file name inside the data dir.
@@ -157,12 +160,12 @@ impl Store {
     /// [`StoreError::Unavailable`] when the backend cannot be reached.
     pub async fn try_lock(
         &self,
-        key: &str,
+        name: &LockName,
         ttl: Duration,
     ) -> Result<Option<LockGuard>, StoreError> {
         match self {
-            Store::Redis(s) => s.try_lock(key, ttl).await,
-            Store::Embedded(s) => s.try_lock(key, ttl).await,
+            Store::Redis(s) => s.try_lock(name.as_str(), ttl).await,
+            Store::Embedded(s) => s.try_lock(name.as_str(), ttl).await,
         }
     }
 
@@ -195,7 +198,7 @@ impl Store {
     /// # Errors
     /// [`StoreError::Unavailable`] when the backend cannot be reached; [`StoreError::Corrupt`] when
     /// the value is not a string.
-    pub async fn get(&self, key: &str) -> Result<Option<String>, StoreError> {
+    async fn get_raw(&self, key: &str) -> Result<Option<String>, StoreError> {
         match self {
             Store::Redis(s) => s.get(key).await,
             Store::Embedded(s) => s.get(key).await,
@@ -207,7 +210,7 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] when the backend cannot be reached.
-    pub async fn put_fenced(
+    async fn put_fenced_raw(
         &self,
         guard: &LockGuard,
         key: &str,
@@ -225,19 +228,18 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] when the backend cannot be reached.
-    pub async fn delete_fenced(&self, guard: &LockGuard, key: &str) -> Result<bool, StoreError> {
+    async fn delete_fenced_raw(&self, guard: &LockGuard, key: &str) -> Result<bool, StoreError> {
         match self {
             Store::Redis(s) => s.delete_fenced(guard, key).await,
             Store::Embedded(s) => s.delete_fenced(guard, key).await,
         }
     }
 
-    /// Unfenced write, for records that are only ever overwritten with newer data (CR records,
-    /// whose writers compare timestamps first). `ttl: None` keeps the value until overwritten.
+    /// Unfenced write. `ttl: None` keeps the value until overwritten.
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] when the backend cannot be reached.
-    pub async fn put(
+    async fn put_raw(
         &self,
         key: &str,
         value: &str,
@@ -248,6 +250,74 @@ impl Store {
             Store::Embedded(s) => s.put(key, value, ttl).await,
         }
     }
+}
+
+/// The key/value map, through typed keys only ([`keys`]): a value is written and read as its key's
+/// type, so no feature can misread another's entry.
+impl Store {
+    /// The value at `key`, or `None` when absent or expired.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the backend cannot be reached; [`StoreError::Corrupt`] when
+    /// the stored value is not a `K::Value`.
+    pub async fn read<K: StoreKey>(&self, key: &K) -> Result<Option<K::Value>, StoreError> {
+        let name = key.name();
+        match self.get_raw(&name).await? {
+            Some(raw) => decode::<K>(&name, &raw).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Writes `value` at `key` only while `guard` still holds its lock; `Ok(false)` when fenced
+    /// out. `ttl: None` keeps the value until overwritten or deleted.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the backend cannot be reached.
+    pub async fn write_fenced<K: StoreKey>(
+        &self,
+        guard: &LockGuard,
+        key: &K,
+        value: &K::Value,
+        ttl: Option<Duration>,
+    ) -> Result<bool, StoreError> {
+        self.put_fenced_raw(guard, &key.name(), &encode::<K>(value)?, ttl)
+            .await
+    }
+
+    /// Deletes `key` only while `guard` still holds its lock; `Ok(true)` when the lock was held
+    /// (whether or not the key existed), `Ok(false)` when fenced out.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the backend cannot be reached.
+    pub async fn remove_fenced<K: StoreKey>(
+        &self,
+        guard: &LockGuard,
+        key: &K,
+    ) -> Result<bool, StoreError> {
+        self.delete_fenced_raw(guard, &key.name()).await
+    }
+
+    /// Writes `value` at `key` without a lock. `ttl: None` keeps the value until overwritten.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the backend cannot be reached.
+    pub async fn write<K: StoreKey>(
+        &self,
+        key: &K,
+        value: &K::Value,
+        ttl: Option<Duration>,
+    ) -> Result<(), StoreError> {
+        self.put_raw(&key.name(), &encode::<K>(value)?, ttl).await
+    }
+}
+
+fn encode<K: StoreKey>(value: &K::Value) -> Result<String, StoreError> {
+    serde_json::to_string(value)
+        .map_err(|e| StoreError::Corrupt(format!("cannot encode a {} value: {e}", K::PREFIX)))
+}
+
+fn decode<K: StoreKey>(name: &str, raw: &str) -> Result<K::Value, StoreError> {
+    serde_json::from_str(raw).map_err(|e| StoreError::Corrupt(format!("value at {name}: {e}")))
 }
 
 impl Store {

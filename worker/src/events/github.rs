@@ -66,11 +66,29 @@ impl Issue {
     }
 
     /// The identity of a GitHub issue across all events: `owner/repo#number`, lowercase.
-    pub fn identity(&self, repository: &Repository) -> String {
-        format!(
-            "{}#{}",
-            repository.full_name.to_ascii_lowercase(),
-            self.number
-        )
+    pub fn identity(&self, repository: &Repository) -> IssueIdentity {
+        IssueIdentity::new(&repository.full_name, self.number)
+    }
+}
+
+/// One GitHub issue, the same in every event about it: `owner/repo#number`, lowercase. Store keys,
+/// locks and the marker label on the Jira twin are derived from it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct IssueIdentity(String);
+
+impl IssueIdentity {
+    /// The identity of issue `number` of `repository` (`owner/name`, any case).
+    pub fn new(repository: &str, number: u64) -> Self {
+        Self(format!("{}#{number}", repository.to_ascii_lowercase()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for IssueIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
     }
 }

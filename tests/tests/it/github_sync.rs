@@ -1,4 +1,4 @@
-//! The GitHub → Jira pipeline, driven message by message against the Jira fake and the real test
+//! The GitHub → Jira sync, driven message by message against the Jira fake and the real test
 //! Redis: exactly one Jira issue per GitHub issue whatever the redeliveries and races, comments
 //! once on the right issue, permanent errors dead-lettered with Jira's reason, dry-run to the audit
 //! trail.
@@ -11,17 +11,20 @@ use hookbridge_shared::routing::{JiraProjectKey, Routing};
 use hookbridge_tests::github::{GithubIssue, delivery_id, envelope};
 use hookbridge_tests::jira_fake::{FakeConfig, JiraFake};
 use hookbridge_worker::audit::AuditLog;
+use hookbridge_worker::events::Decoder;
+use hookbridge_worker::events::github::IssueIdentity;
+use hookbridge_worker::github_sync::{GithubSync, SyncConfig, marker_label};
 use hookbridge_worker::handler::Outcome;
 use hookbridge_worker::jira::JiraClient;
-use hookbridge_worker::jira_ops::JiraOps;
-use hookbridge_worker::pipeline::{Pipeline, PipelineConfig, marker_label};
+use hookbridge_worker::jira::ops::JiraOps;
+use hookbridge_worker::router::Router;
 use hookbridge_worker::settings::JiraSettings;
 use hookbridge_worker::store::Store;
 use secrecy::SecretString;
 
 struct Setup {
     fake: JiraFake,
-    pipeline: Arc<Pipeline>,
+    pipeline: Arc<Router>,
     _dir: tempfile::TempDir,
 }
 
@@ -56,15 +59,22 @@ async fn setup(config: FakeConfig, issue_type: &str) -> Setup {
         Some(store.clone()),
     )
     .expect("client");
-    let pipeline = Pipeline {
-        store,
-        jira: JiraOps::Live(client),
-        routing: routing(issue_type),
-        claims: ClaimStore::new(dir.path().join("claims")),
-        config: PipelineConfig {
-            ignore_logins: vec!["hookbridge-bot".into()],
-            search_lag: Duration::from_millis(300),
-            ..PipelineConfig::default()
+    let ignore_logins = vec!["hookbridge-bot".to_owned()];
+    let pipeline = Router {
+        decoder: Decoder::new(
+            ClaimStore::new(dir.path().join("claims")),
+            ignore_logins.clone(),
+        ),
+        store: store.clone(),
+        github: GithubSync {
+            store,
+            jira: JiraOps::Live(client),
+            routing: routing(issue_type),
+            config: SyncConfig {
+                ignore_logins,
+                search_lag: Duration::from_millis(300),
+                ..SyncConfig::default()
+            },
         },
     };
     Setup {
@@ -77,12 +87,12 @@ async fn setup(config: FakeConfig, issue_type: &str) -> Setup {
 /// Handles a message like the consumer would: retried while the outcome says retry (with the
 /// asked delay, capped), up to `attempts`.
 /// Delivers `issue`'s `issues.<action>` event (with a fresh delivery id) and expects it done.
-async fn deliver_issue_event(pipeline: &Pipeline, issue: &GithubIssue, action: &str) {
+async fn deliver_issue_event(pipeline: &Router, issue: &GithubIssue, action: &str) {
     let body = envelope("issues", &delivery_id(), &issue.event(action));
     assert_eq!(deliver(pipeline, &body).await, Outcome::Done, "{action}");
 }
 
-async fn deliver(pipeline: &Pipeline, body: &[u8]) -> Outcome {
+async fn deliver(pipeline: &Router, body: &[u8]) -> Outcome {
     let mut outcome = pipeline.handle_body(body).await;
     for _ in 0..10 {
         match &outcome {
@@ -120,7 +130,11 @@ async fn the_same_delivery_three_times_makes_one_issue() {
     assert_eq!(created.summary, "GitHub Issue: Issue 1 of octo/api");
     assert!(created.labels.contains(&"github".to_owned()));
     assert!(created.labels.contains(&"good-first-issue".to_owned()));
-    assert!(created.labels.contains(&marker_label("octo/api#1")));
+    assert!(
+        created
+            .labels
+            .contains(&marker_label(&IssueIdentity::new("octo/api", 1)))
+    );
     let description = created.description.to_string();
     assert!(description.contains("https://github.com/octo/api/issues/1"));
     assert!(description.contains("octocat"));
@@ -349,12 +363,16 @@ async fn a_create_with_an_unknown_outcome_is_reconciled_before_creating_again() 
 async fn dry_run_writes_the_exact_request_to_the_audit_trail() {
     let dir = tempfile::tempdir().expect("temp dir");
     let audit = AuditLog::in_dir(&dir.path().join("audit"));
-    let pipeline = Pipeline {
-        store: redis_store().await,
-        jira: JiraOps::DryRun(audit.clone()),
-        routing: routing("Task"),
-        claims: ClaimStore::new(dir.path().join("claims")),
-        config: PipelineConfig::default(),
+    let store = redis_store().await;
+    let pipeline = Router {
+        decoder: Decoder::new(ClaimStore::new(dir.path().join("claims")), Vec::new()),
+        store: store.clone(),
+        github: GithubSync {
+            store,
+            jira: JiraOps::DryRun(audit.clone()),
+            routing: routing("Task"),
+            config: SyncConfig::default(),
+        },
     };
     let issue = GithubIssue::new("octo/api", 50).with_labels(&["bug"]);
     let body = envelope("issues", &delivery_id(), &issue.event("opened"));
@@ -372,7 +390,7 @@ async fn dry_run_writes_the_exact_request_to_the_audit_trail() {
     let fields = &create["request"]["body"]["fields"];
     assert_eq!(fields["project"]["key"], "DEMO");
     assert_eq!(fields["summary"], "GitHub Issue: Issue 50 of octo/api");
-    hookbridge_worker::adf::validate(&fields["description"]).expect("ADF description");
+    hookbridge_worker::jira::adf::validate(&fields["description"]).expect("ADF description");
     assert!(records.iter().any(|r| {
         r["request"]["path"]
             .as_str()

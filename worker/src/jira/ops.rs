@@ -9,8 +9,8 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+use super::{JiraClient, JiraError, remote_link_body};
 use crate::audit::AuditLog;
-use crate::jira::{JiraClient, JiraError, remote_link_body};
 
 /// A Jira issue to create.
 #[derive(Debug, Clone)]

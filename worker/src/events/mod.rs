@@ -1,0 +1,111 @@
+//! Where a queue message becomes a typed [`Event`]: the envelope is decoded once, its payload
+//! fetched (inline or from the claim store) and parsed, and everything the worker does not act on
+//! becomes [`Event::Ignored`] with the reason. Nothing downstream looks at event names again.
+//!
+//! # Layout
+//! - [`github`]: the parts of GitHub payloads the worker reads, and [`github::IssueIdentity`].
+//! - [`claims`]: the payload of an envelope, inline or claimed.
+
+pub mod claims;
+pub mod github;
+
+use std::time::Duration;
+
+use hookbridge_shared::claim::ClaimStore;
+use hookbridge_shared::envelope::{Envelope, Source};
+
+use github::IssueEvent;
+
+/// What one delivery means to the worker.
+#[derive(Debug)]
+pub enum Event {
+    /// `issues.*` on an issue (not a pull request).
+    GithubIssue(IssueEvent),
+    /// `issue_comment.*` on an issue (not a pull request).
+    GithubComment(IssueEvent),
+    /// Nothing to do, and why (logged and acknowledged).
+    Ignored(String),
+}
+
+/// A delivery decoded: its envelope and what it means.
+#[derive(Debug)]
+pub struct Decoded {
+    pub envelope: Envelope,
+    pub event: Event,
+}
+
+/// Why a message could not be decoded.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    /// It never will be (not an envelope, a payload that is not what its event promises).
+    #[error("{0}")]
+    Permanent(String),
+    /// It may be later (a claimed payload that cannot be read now).
+    #[error("{reason}")]
+    Transient { after: Duration, reason: String },
+}
+
+/// Turns queue messages into [`Decoded`] events.
+#[derive(Debug, Clone)]
+pub struct Decoder {
+    claims: ClaimStore,
+    /// GitHub logins whose events are the bridge's own (ignored, so no loops).
+    ignore_logins: Vec<String>,
+}
+
+impl Decoder {
+    pub fn new(claims: ClaimStore, ignore_logins: Vec<String>) -> Self {
+        Self {
+            claims,
+            ignore_logins,
+        }
+    }
+
+    /// Whether `login` is one of the bridge's own accounts.
+    pub fn is_own(&self, login: &str) -> bool {
+        self.ignore_logins
+            .iter()
+            .any(|l| l.eq_ignore_ascii_case(login))
+    }
+
+    /// Decodes one message body.
+    ///
+    /// # Errors
+    /// [`DecodeError`], classified.
+    pub async fn decode(&self, body: &[u8]) -> Result<Decoded, DecodeError> {
+        let envelope = Envelope::decode(body).map_err(|e| DecodeError::Permanent(e.to_string()))?;
+        let event = self.event(&envelope).await?;
+        Ok(Decoded { envelope, event })
+    }
+
+    async fn event(&self, envelope: &Envelope) -> Result<Event, DecodeError> {
+        if envelope.source == Source::Jira {
+            return Ok(Event::Ignored(
+                "Jira event: nothing to do for it yet".into(),
+            ));
+        }
+        let comment = match envelope.event.as_str() {
+            "issues" => false,
+            "issue_comment" => true,
+            _ => return Ok(Event::Ignored("GitHub event not handled".into())),
+        };
+        let payload = claims::payload(&self.claims, envelope).await?;
+        let event: IssueEvent = serde_json::from_slice(&payload).map_err(|e| {
+            DecodeError::Permanent(format!("{} payload is not understood: {e}", envelope.event))
+        })?;
+        if event.issue.pull_request.is_some() {
+            return Ok(Event::Ignored("pull request event".into()));
+        }
+        if self.is_own(&event.sender.login) {
+            return Ok(Event::Ignored(format!(
+                "event from the bridge's own account {}",
+                event.sender.login
+            )));
+        }
+        Ok(if comment {
+            Event::GithubComment(event)
+        } else {
+            Event::GithubIssue(event)
+        })
+    }
+}
