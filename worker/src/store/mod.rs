@@ -1,7 +1,7 @@
 //! The worker's coordination store: what lets several worker processes, each seeing every message
 //! at least once, make every Jira effect happen exactly once.
 //!
-//! It holds three things:
+//! It holds:
 //! - **delivery dedupe** ([`Store::is_done`] / [`Store::mark_done`]): a delivery id that was fully
 //!   handled is skipped when the queue hands it out again;
 //! - **per-key locks with fencing tokens** ([`Store::try_lock`]): work on one GitHub issue is
@@ -10,15 +10,21 @@
 //! - **shared rate slots** ([`Store::reserve_slot`] / [`Store::hold_off`]): one schedule of
 //!   request slots per Jira endpoint for all worker processes, so that together they stay under
 //!   Jira's rate instead of each process spending the whole budget;
-//! - **a key/value map** ([`Store::get`], [`Store::put_fenced`], [`Store::put`]): GitHub issue →
-//!   Jira key, creation intents, CR records. Fenced writes succeed only while the writer still holds
-//!   its lock, so a worker that lost its lock without noticing cannot overwrite its successor's work.
+//! - **a key/value map and lists, through typed keys** ([`keys`]; [`Store::read`],
+//!   [`Store::write_fenced`], [`Store::list`]): GitHub issue → Jira key, creation intents, CR
+//!   records and their history, the Slack outbox, audit chain heads. Fenced writes succeed only
+//!   while the writer still holds its lock, so a worker that lost its lock without noticing cannot
+//!   overwrite its successor's work;
+//! - **transactions** ([`Store::commit`], [`transaction`]): conditions ("unchanged since I read
+//!   it", "I still hold the lock") and writes applied together or not at all.
 //!
 //! # Layout
 //! - [`redis`]: [`RedisStore`], for `REDIS_URL` (several machines); compare-and-set runs as Lua
 //!   scripts, which Redis executes atomically.
 //! - [`embedded`]: [`EmbeddedStore`], SQLite in `<data dir>/store.db` (several processes on one
 //!   machine); compare-and-set runs in one `BEGIN IMMEDIATE` transaction.
+//! - [`keys`]: every key and list the worker uses, with its value type; [`lock`]: waiting for a
+//!   lock and keeping it alive while working.
 //!
 //! Both backends have identical semantics and are run through the same conformance tests
 //! (`tests/tests/it/store.rs`). Expired entries are treated as absent everywhere. A lock whose TTL
@@ -29,6 +35,7 @@ pub mod embedded;
 pub mod keys;
 pub mod lock;
 pub mod redis;
+pub mod transaction;
 
 use std::path::Path;
 use std::time::Duration;
@@ -36,6 +43,7 @@ use std::time::Duration;
 pub use embedded::EmbeddedStore;
 pub use keys::{LockName, StoreKey};
 pub use redis::RedisStore;
+pub use transaction::{StoreList, Transaction, Versioned};
 
 /// The embedded store's file name inside the data dir.
 pub const EMBEDDED_FILE_NAME: &str = "store.db";
@@ -263,9 +271,59 @@ impl Store {
     pub async fn read<K: StoreKey>(&self, key: &K) -> Result<Option<K::Value>, StoreError> {
         let name = key.name();
         match self.get_raw(&name).await? {
-            Some(raw) => decode::<K>(&name, &raw).map(Some),
+            Some(raw) => decode(&name, &raw).map(Some),
             None => Ok(None),
         }
+    }
+
+    /// The value at `key` as [`read`](Self::read) gives it, remembered exactly so that a
+    /// [`Transaction`] can require it to be unchanged when it commits.
+    ///
+    /// # Errors
+    /// As [`read`](Self::read).
+    pub async fn read_versioned<K: StoreKey>(
+        &self,
+        key: &K,
+    ) -> Result<Versioned<K::Value>, StoreError> {
+        let name = key.name();
+        let raw = self.get_raw(&name).await?;
+        let value = raw.as_deref().map(|raw| decode(&name, raw)).transpose()?;
+        Ok(Versioned { value, raw })
+    }
+
+    /// Applies `tx` atomically: `Ok(true)` when its conditions held and every write was made,
+    /// `Ok(false)` when a condition failed and nothing was written (read again, decide again).
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the backend cannot be reached (then nothing was written,
+    /// or everything: the caller cannot tell, so transactions must be safe to try again).
+    pub async fn commit(&self, tx: &Transaction) -> Result<bool, StoreError> {
+        if tx.is_empty() && tx.conditions.is_empty() {
+            return Ok(true);
+        }
+        match self {
+            Store::Redis(s) => s.commit(tx).await,
+            Store::Embedded(s) => s.commit(tx).await,
+        }
+    }
+
+    /// Up to `count` items of `list`, oldest first, from position `start`.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the backend cannot be reached; [`StoreError::Corrupt`] when
+    /// an item is not an `L::Item`.
+    pub async fn list<L: StoreList>(
+        &self,
+        list: &L,
+        start: usize,
+        count: usize,
+    ) -> Result<Vec<L::Item>, StoreError> {
+        let name = list.name();
+        let raw = match self {
+            Store::Redis(s) => s.list_range(&name, start, count).await?,
+            Store::Embedded(s) => s.list_range(&name, start, count).await?,
+        };
+        raw.iter().map(|item| decode(&name, item)).collect()
     }
 
     /// Writes `value` at `key` only while `guard` still holds its lock; `Ok(false)` when fenced
@@ -280,7 +338,7 @@ impl Store {
         value: &K::Value,
         ttl: Option<Duration>,
     ) -> Result<bool, StoreError> {
-        self.put_fenced_raw(guard, &key.name(), &encode::<K>(value)?, ttl)
+        self.put_fenced_raw(guard, &key.name(), &encode(K::PREFIX, value)?, ttl)
             .await
     }
 
@@ -307,16 +365,18 @@ impl Store {
         value: &K::Value,
         ttl: Option<Duration>,
     ) -> Result<(), StoreError> {
-        self.put_raw(&key.name(), &encode::<K>(value)?, ttl).await
+        self.put_raw(&key.name(), &encode(K::PREFIX, value)?, ttl)
+            .await
     }
 }
 
-fn encode<K: StoreKey>(value: &K::Value) -> Result<String, StoreError> {
+/// A value as the store keeps it (JSON); `namespace` names it in the error.
+fn encode<V: serde::Serialize>(namespace: &str, value: &V) -> Result<String, StoreError> {
     serde_json::to_string(value)
-        .map_err(|e| StoreError::Corrupt(format!("cannot encode a {} value: {e}", K::PREFIX)))
+        .map_err(|e| StoreError::Corrupt(format!("cannot encode a {namespace} value: {e}")))
 }
 
-fn decode<K: StoreKey>(name: &str, raw: &str) -> Result<K::Value, StoreError> {
+fn decode<V: serde::de::DeserializeOwned>(name: &str, raw: &str) -> Result<V, StoreError> {
     serde_json::from_str(raw).map_err(|e| StoreError::Corrupt(format!("value at {name}: {e}")))
 }
 

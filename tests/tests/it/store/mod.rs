@@ -7,6 +7,8 @@
 //! a second Redis connection with the same prefix). Expiry is awaited by polling with a deadline;
 //! that something did *not* happen is checked until a point in time has passed.
 //!
+//! Transactions and lists have their cases in `transactions.rs`.
+//!
 //! Run: `scripts/with-test-services.sh cargo test -p hookbridge-tests --test it store`.
 
 #![allow(clippy::unwrap_used)]
@@ -569,6 +571,8 @@ macro_rules! store_tests {
         }
     };
 }
+
+mod transactions;
 
 store_tests!(
     reports_its_backend_and_is_ready,

@@ -5,7 +5,9 @@
 //! - `<prefix>lock:<key>`: a held lock; the value is the holder's token, the TTL is the lock's;
 //! - `<prefix>fence:<key>`: the lock's fence counter, never expiring, so tokens only grow;
 //! - `<prefix>kv:<key>`: key/value entries (a separate namespace, so no value can be mistaken for a
-//!   lock or a fence counter).
+//!   lock or a fence counter);
+//! - `<prefix>list:<key>`: lists (Redis lists, appended with `RPUSH`, removed from the front);
+//! - `<prefix>slots:<key>`: rate-slot schedules.
 //!
 //! Every compare-and-set is a Lua script, which Redis runs atomically: nothing can happen between
 //! "is this still the holder's token" and the write it guards.
@@ -29,6 +31,8 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, ErrorKind, RedisError, Script};
 
 use super::{LockGuard, StoreError, ttl_ms};
+
+mod transaction;
 
 /// How long one attempt to open a TCP connection to Redis may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -124,6 +128,7 @@ struct Scripts {
     delete_fenced: Script,
     reserve_slot: Script,
     hold_off: Script,
+    commit: Script,
 }
 
 /// The Redis-backed store; cheap to clone (clones share one multiplexed connection, which
@@ -211,6 +216,7 @@ impl RedisStore {
                 delete_fenced: Script::new(DELETE_FENCED),
                 reserve_slot: Script::new(RESERVE_SLOT),
                 hold_off: Script::new(HOLD_OFF),
+                commit: Script::new(transaction::COMMIT),
             }),
         })
     }
@@ -233,6 +239,10 @@ impl RedisStore {
 
     fn kv_key(&self, key: &str) -> String {
         format!("{}kv:{key}", self.prefix)
+    }
+
+    fn list_key(&self, key: &str) -> String {
+        format!("{}list:{key}", self.prefix)
     }
 
     /// # Errors

@@ -1,0 +1,223 @@
+//! Store transactions and lists, on both backends: conditions checked and writes applied as one
+//! step, or nothing written; lists appended at the back and taken from the front, bounded and
+//! expiring as a whole.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hookbridge_worker::store::{Store, StoreList, Transaction};
+use tokio::time::Instant;
+
+use super::{Harness, LONG, Raw, RawMap, SHORT, eventually, holds_until, lock};
+
+/// A list of these tests: text items.
+struct Items<'a>(&'a str);
+
+impl StoreList for Items<'_> {
+    type Item = String;
+    const PREFIX: &'static str = "conformance-list:";
+    fn suffix(&self) -> String {
+        self.0.to_owned()
+    }
+}
+
+async fn items(store: &Store, list: &str) -> Vec<String> {
+    store.list(&Items(list), 0, 1000).await.unwrap()
+}
+
+async fn a_transaction_writes_everything_when_its_conditions_hold(h: &Harness) {
+    let s = &h.store;
+    let read = s.read_versioned(&Raw("record")).await.unwrap();
+    assert_eq!(read.value, None);
+    let mut tx = Transaction::new();
+    tx.expect_unchanged(&Raw("record"), &read);
+    tx.put(&Raw("record"), &"v1".to_owned(), Some(LONG))
+        .unwrap();
+    tx.put(&Raw("applied:d1"), &"yes".to_owned(), None).unwrap();
+    tx.push(
+        &Items("history"),
+        &"created".to_owned(),
+        Some(10),
+        Some(LONG),
+    )
+    .unwrap();
+    tx.mark_done("d1", LONG);
+    assert!(s.commit(&tx).await.unwrap());
+    let other = h.another_process().await;
+    assert_eq!(other.get("record").await.unwrap().as_deref(), Some("v1"));
+    assert_eq!(
+        other.get("applied:d1").await.unwrap().as_deref(),
+        Some("yes")
+    );
+    assert_eq!(items(&other, "history").await, vec!["created"]);
+    assert!(other.is_done("d1").await.unwrap());
+
+    // The same transaction again: its condition (absent) no longer holds; nothing is written.
+    s.put("applied:d1", "changed", None).await.unwrap();
+    assert!(!s.commit(&tx).await.unwrap());
+    assert_eq!(
+        s.get("applied:d1").await.unwrap().as_deref(),
+        Some("changed")
+    );
+    assert_eq!(items(s, "history").await.len(), 1);
+}
+
+async fn a_value_changed_since_it_was_read_fails_the_transaction(h: &Harness) {
+    let s = &h.store;
+    s.put("record", "v1", None).await.unwrap();
+    let read = s.read_versioned(&Raw("record")).await.unwrap();
+    assert_eq!(read.value.as_deref(), Some("v1"));
+    // Another process writes in between.
+    h.another_process()
+        .await
+        .put("record", "v2", None)
+        .await
+        .unwrap();
+    let mut tx = Transaction::new();
+    tx.expect_unchanged(&Raw("record"), &read);
+    tx.put(&Raw("record"), &"v1-plus".to_owned(), None).unwrap();
+    tx.push(&Items("history"), &"lost".to_owned(), None, None)
+        .unwrap();
+    assert!(!s.commit(&tx).await.unwrap());
+    assert_eq!(s.get("record").await.unwrap().as_deref(), Some("v2"));
+    assert!(items(s, "history").await.is_empty());
+    // A value that expired counts as absent.
+    s.put("short", "v", Some(SHORT)).await.unwrap();
+    eventually("the value to expire", || async {
+        s.get("short").await.unwrap().is_none()
+    })
+    .await;
+    let mut tx = Transaction::new();
+    tx.expect_absent(&Raw("short"));
+    tx.put(&Raw("short"), &"again".to_owned(), None).unwrap();
+    assert!(s.commit(&tx).await.unwrap());
+    assert_eq!(s.get("short").await.unwrap().as_deref(), Some("again"));
+}
+
+async fn a_transaction_fenced_by_a_lost_lock_writes_nothing(h: &Harness) {
+    let s = &h.store;
+    let guard = lock(s, "dispatcher", SHORT).await;
+    let mut tx = Transaction::new();
+    tx.expect_held(&guard);
+    tx.push(&Items("outbox"), &"a".to_owned(), None, None)
+        .unwrap();
+    assert!(s.commit(&tx).await.unwrap());
+    eventually("the lock to expire", || async {
+        let probe = s
+            .try_lock(
+                &hookbridge_worker::store::LockName::test("dispatcher"),
+                LONG,
+            )
+            .await
+            .unwrap();
+        probe.is_some()
+    })
+    .await;
+    let mut tx = Transaction::new();
+    tx.expect_held(&guard);
+    tx.pop_front(&Items("outbox"), 1);
+    assert!(!s.commit(&tx).await.unwrap());
+    assert_eq!(items(s, "outbox").await, vec!["a"]);
+}
+
+async fn lists_keep_order_bound_and_pop_from_the_front(h: &Harness) {
+    let s = &h.store;
+    for i in 1..=7 {
+        let mut tx = Transaction::new();
+        tx.push(&Items("bounded"), &format!("item-{i}"), Some(5), None)
+            .unwrap();
+        assert!(s.commit(&tx).await.unwrap());
+    }
+    let all = items(s, "bounded").await;
+    assert_eq!(all, ["item-3", "item-4", "item-5", "item-6", "item-7"]);
+    assert_eq!(
+        s.list(&Items("bounded"), 1, 2).await.unwrap(),
+        ["item-4", "item-5"]
+    );
+    assert!(s.list(&Items("bounded"), 9, 2).await.unwrap().is_empty());
+    let mut tx = Transaction::new();
+    tx.pop_front(&Items("bounded"), 2);
+    assert!(s.commit(&tx).await.unwrap());
+    assert_eq!(items(s, "bounded").await, ["item-5", "item-6", "item-7"]);
+    // Popping more than there is empties the list; pushing starts it again in order.
+    let mut tx = Transaction::new();
+    tx.pop_front(&Items("bounded"), 10);
+    tx.push(&Items("bounded"), &"fresh".to_owned(), Some(5), None)
+        .unwrap();
+    assert!(s.commit(&tx).await.unwrap());
+    assert_eq!(items(s, "bounded").await, ["fresh"]);
+    assert!(items(s, "never-written").await.is_empty());
+}
+
+async fn a_list_expires_as_a_whole_after_its_last_push(h: &Harness) {
+    let s = &h.store;
+    let mut tx = Transaction::new();
+    tx.push(&Items("short"), &"a".to_owned(), None, Some(SHORT))
+        .unwrap();
+    tx.push(&Items("long"), &"a".to_owned(), None, Some(LONG))
+        .unwrap();
+    assert!(s.commit(&tx).await.unwrap());
+    let mut tx = Transaction::new();
+    tx.push(&Items("short"), &"b".to_owned(), None, Some(SHORT))
+        .unwrap();
+    assert!(s.commit(&tx).await.unwrap());
+    assert_eq!(items(s, "short").await, ["a", "b"]);
+    eventually("the list to expire", || async {
+        items(s, "short").await.is_empty()
+    })
+    .await;
+    assert_eq!(items(s, "long").await, ["a"]);
+    // A push without a TTL makes the list permanent again.
+    let mut tx = Transaction::new();
+    tx.push(&Items("made-permanent"), &"a".to_owned(), None, Some(SHORT))
+        .unwrap();
+    tx.push(&Items("made-permanent"), &"b".to_owned(), None, None)
+        .unwrap();
+    assert!(s.commit(&tx).await.unwrap());
+    holds_until(
+        "the list to stay",
+        Instant::now() + SHORT + Duration::from_millis(500),
+        || async { items(s, "made-permanent").await.len() == 2 },
+    )
+    .await;
+}
+
+/// Twenty read-decide-commit loops over one counter, from two processes at once: every increment
+/// lands exactly once, because a commit on a value that changed since it was read fails.
+async fn optimistic_increments_from_two_processes_never_lose_one(h: &Harness) {
+    let other = h.another_process().await;
+    let stores = Arc::new([h.store.clone(), other]);
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let stores = stores.clone();
+        tasks.push(tokio::spawn(async move {
+            let s = &stores[i % 2];
+            loop {
+                let read = s.read_versioned(&Raw("counter")).await.unwrap();
+                let n: u64 = read.value.as_deref().map_or(0, |v| v.parse().unwrap());
+                let mut tx = Transaction::new();
+                tx.expect_unchanged(&Raw("counter"), &read);
+                tx.put(&Raw("counter"), &(n + 1).to_string(), None).unwrap();
+                tx.push(&Items("increments"), &format!("{i}"), None, None)
+                    .unwrap();
+                if s.commit(&tx).await.unwrap() {
+                    break;
+                }
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    assert_eq!(h.store.get("counter").await.unwrap().as_deref(), Some("20"));
+    assert_eq!(items(&h.store, "increments").await.len(), 20);
+}
+
+store_tests!(
+    a_transaction_writes_everything_when_its_conditions_hold,
+    a_value_changed_since_it_was_read_fails_the_transaction,
+    a_transaction_fenced_by_a_lost_lock_writes_nothing,
+    lists_keep_order_bound_and_pop_from_the_front,
+    a_list_expires_as_a_whole_after_its_last_push,
+    optimistic_increments_from_two_processes_never_lose_one,
+);
