@@ -174,6 +174,28 @@ pub struct FileConfig {
     /// Routing rules for GitHub → Jira (see [`crate::routing`]).
     #[serde(default)]
     pub routes: Vec<crate::routing::RouteRule>,
+    /// How Change Requests are read from Jira.
+    #[serde(default)]
+    pub change_requests: ChangeRequestsFile,
+}
+
+/// The `[change_requests]` table: what the environment cannot say in one variable.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeRequestsFile {
+    /// One user-picker field per approver role: everyone in `field` approves as `role`.
+    #[serde(default)]
+    pub approver_roles: Vec<ApproverRoleField>,
+}
+
+/// One `[[change_requests.approver_roles]]` entry.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApproverRoleField {
+    /// The role its users approve as, e.g. `Change Manager`.
+    pub role: String,
+    /// The Jira field id, e.g. `customfield_10201` (`hookbridge jira fields` lists them).
+    pub field: String,
 }
 
 /// Which events the ingest enqueues; the others are answered `200 {"status":"ignored"}`.

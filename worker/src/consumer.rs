@@ -165,13 +165,21 @@ async fn process<H: Handler>(
         let _ = delivery.release(Duration::ZERO).await;
         return;
     };
-    settle(delivery, outcome, config.max_attempts).await;
+    settle(delivery, outcome, config.max_attempts, handler.as_ref()).await;
 }
 
-/// Acts on the outcome: ack, release with delay, or dead-letter with the reason.
-pub async fn settle(delivery: Delivery, outcome: Outcome, max_attempts: u32) {
+/// Acts on the outcome: ack, release with delay, or dead-letter with the reason (and tell the
+/// handler, which audits and alerts it).
+pub async fn settle<H: Handler>(
+    delivery: Delivery,
+    outcome: Outcome,
+    max_attempts: u32,
+    handler: &H,
+) {
     let id = delivery.message.id.clone();
     let attempts = delivery.message.receive_count;
+    let message = delivery.message.clone();
+    let mut dead_letter_reason = None;
     let result = match outcome {
         Outcome::Done => delivery.ack().await,
         Outcome::Retry { after, reason } if attempts < max_attempts => {
@@ -180,16 +188,23 @@ pub async fn settle(delivery: Delivery, outcome: Outcome, max_attempts: u32) {
         }
         Outcome::Retry { reason, .. } => {
             tracing::error!(message = %id, attempts, %reason, "giving up after the last attempt; dead-lettering");
-            delivery
-                .dead_letter(&format!("after {attempts} attempts: {reason}"))
-                .await
+            let reason = format!("after {attempts} attempts: {reason}");
+            let result = delivery.dead_letter(&reason).await;
+            dead_letter_reason = Some(reason);
+            result
         }
         Outcome::Fail { reason } => {
             tracing::error!(message = %id, %reason, "permanent failure; dead-lettering");
-            delivery.dead_letter(&reason).await
+            let result = delivery.dead_letter(&reason).await;
+            dead_letter_reason = Some(reason);
+            result
         }
     };
-    if let Err(e) = result {
-        tracing::warn!(message = %id, error = %e, "settling the message failed; it will be redelivered");
+    match (result, dead_letter_reason) {
+        (Err(e), _) => {
+            tracing::warn!(message = %id, error = %e, "settling the message failed; it will be redelivered");
+        }
+        (Ok(()), Some(reason)) => handler.dead_lettered(&message, &reason).await,
+        (Ok(()), None) => {}
     }
 }

@@ -23,6 +23,13 @@ pub enum Outcome {
 /// Handles one message.
 pub trait Handler: Send + Sync + 'static {
     fn handle(&self, message: &Received) -> impl Future<Output = Outcome> + Send;
+
+    /// Told after `message` was moved to the dead-letter queue with `reason` (to audit and alert
+    /// it); the default does nothing.
+    fn dead_lettered(&self, message: &Received, reason: &str) -> impl Future<Output = ()> + Send {
+        let _ = (message, reason);
+        async {}
+    }
 }
 
 /// Decodes the envelope, logs it and acknowledges it. Used until the Jira pipeline is configured,

@@ -9,12 +9,16 @@
 //! - [`router`]: the one handler — where a message is decoded, deduplicated and sent on.
 //! - [`events`]: where an envelope becomes a typed [`events::Event`] (payload types, claims).
 //! - [`github_sync`]: where a GitHub issue or comment event becomes Jira calls, exactly once.
+//! - [`change_requests`]: where CR state lives — Jira CR events become ordered CR records.
+//! - [`alerts`]: the alert outbox and its dispatcher to Slack.
 //! - [`jira`]: the Jira REST v3 client, its pacing, the live-or-dry-run operations and ADF.
 //! - [`store`]: Redis or embedded SQLite — dedupe marks, fenced locks, typed keys, rate slots.
-//! - [`audit`]: the audit trail.
+//! - [`audit`]: the tamper-evident audit trail (a hash chain per process) and its verification.
 //! - [`settings`] and [`startup`]: flags and environment, and assembling a worker from them.
 
+pub mod alerts;
 pub mod audit;
+pub mod change_requests;
 pub mod consumer;
 pub mod events;
 pub mod github_sync;

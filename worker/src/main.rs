@@ -1,11 +1,8 @@
 //! `hookbridge-worker`: one worker process. See the crate docs of `hookbridge_worker`.
 
-use std::sync::Arc;
-
 use clap::Parser;
 use hookbridge_shared::config::CommonArgs;
 use hookbridge_shared::telemetry::{self, LogFormat};
-use hookbridge_worker::consumer;
 use hookbridge_worker::settings::{WorkerArgs, WorkerSettings};
 use hookbridge_worker::startup;
 
@@ -37,11 +34,11 @@ async fn main() {
         .open_queue()
         .await
         .unwrap_or_else(|e| fail(format!("queue: {e}")));
-    let router = startup::router(&settings, &cli.common)
+    let worker = startup::build(&settings, &cli.common, "worker")
         .await
         .unwrap_or_else(|e| fail(e));
     let shutdown = hookbridge_shared::shutdown::on_signal();
     let config = startup::consumer_config(&cli.worker, &cli.common);
-    consumer::run(queue, Arc::new(router), config, shutdown).await;
+    startup::run(worker, queue, config, shutdown).await;
     tracing::info!("hookbridge-worker stopped");
 }

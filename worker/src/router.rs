@@ -1,28 +1,108 @@
 //! The one [`Handler`] the consumer drives: a message is decoded into an [`Event`] (see
 //! [`crate::events`]), a delivery already done is acknowledged without effect, and the rest goes to
-//! the part of the worker that owns it — [`crate::github_sync`] for GitHub issues and comments.
+//! the part of the worker that owns it — [`crate::github_sync`] for GitHub issues and comments,
+//! [`crate::change_requests`] for Jira Change Requests. Whether an event was accepted or ignored,
+//! and every dead-lettered message, is audited here; a dead-lettered message is also alerted.
 
+use hookbridge_shared::envelope::Envelope;
 use hookbridge_shared::queue::Received;
+use serde_json::json;
 
+use crate::alerts::{Alert, AlertKind, AlertWaker};
+use crate::audit::{AuditLog, Entry};
+use crate::change_requests::ChangeRequests;
 use crate::events::{Decoded, Decoder, Event};
 use crate::github_sync::GithubSync;
 use crate::handler::{Failure, Handler, Outcome};
-use crate::store::Store;
+use crate::store::keys::AlertQueued;
+use crate::store::{Store, Transaction};
+
+/// How long a dead-letter alert is remembered as queued (a message is dead-lettered once).
+const ALERT_QUEUED_TTL: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
 
 /// Decode → dedupe → dispatch.
 pub struct Router {
+    pub audit: AuditLog,
     pub decoder: Decoder,
     pub store: Store,
     pub github: GithubSync,
+    pub change_requests: ChangeRequests,
+    pub alerts: AlertWaker,
 }
 
 impl Handler for Router {
     async fn handle(&self, message: &Received) -> Outcome {
         self.handle_body(&message.body).await
     }
+
+    async fn dead_lettered(&self, message: &Received, reason: &str) {
+        let mut entry = Entry::new("message.dead_lettered", &message.id)
+            .outcome("failed")
+            .id("message", &message.id)
+            .detail(json!({"reason": reason, "receive_count": message.receive_count}));
+        let mut what = "message".to_owned();
+        if let Ok(envelope) = Envelope::decode(&message.body) {
+            entry = entry
+                .id("delivery", envelope.delivery.as_str())
+                .id("source", envelope.source.as_str())
+                .id("event", &envelope.event);
+            what = format!(
+                "{} {} {}",
+                envelope.source, envelope.event, envelope.delivery
+            );
+        }
+        if let Err(e) = self.audit.record(entry).await {
+            tracing::error!(error = %e, message = %message.id, "dead-lettered message not audited");
+        }
+        if let Err(e) = self.alert_dead_letter(message, &what, reason).await {
+            tracing::error!(error = %e, message = %message.id, "dead-lettered message not alerted");
+        }
+    }
+}
+
+/// The audit entry for `envelope`'s event.
+fn event_entry(action: &str, envelope: &Envelope) -> Entry {
+    let mut entry = Entry::new(action, envelope.delivery.as_str())
+        .id("delivery", envelope.delivery.as_str())
+        .id("source", envelope.source.as_str())
+        .id("event", &envelope.event);
+    if let Some(event_action) = &envelope.action {
+        entry = entry.id("action", event_action);
+    }
+    entry
 }
 
 impl Router {
+    /// Queues the alert for a dead-lettered message, once per message however often it is told.
+    async fn alert_dead_letter(
+        &self,
+        message: &Received,
+        what: &str,
+        reason: &str,
+    ) -> Result<(), crate::store::StoreError> {
+        let id = format!("dead-letter:{}", message.id);
+        let alert = Alert {
+            id: id.clone(),
+            at: chrono::Utc::now(),
+            kind: AlertKind::DeadLettered,
+            subject: what.to_owned(),
+            summary: None,
+            status: None,
+            previous_status: None,
+            by: None,
+            link: None,
+            detail: Some(format!("message {}: {reason}", message.id)),
+        };
+        let mut tx = Transaction::new();
+        tx.expect_absent(&AlertQueued(&id));
+        tx.put(&AlertQueued(&id), &true, Some(ALERT_QUEUED_TTL))?;
+        alert.enqueue(&mut tx)?;
+        if self.store.commit(&tx).await? {
+            self.alerts.wake();
+        }
+        Ok(())
+    }
+
     /// Handles one queue message body (an encoded envelope); what the consumer calls for each
     /// message, and what tests call directly.
     pub async fn handle_body(&self, body: &[u8]) -> Outcome {
@@ -37,17 +117,36 @@ impl Router {
         let delivery = envelope.delivery.as_str();
         if let Event::Ignored(why) = &event {
             tracing::info!(delivery, source = %envelope.source, event = %envelope.event, %why, "ignored");
+            let entry = event_entry("event.ignored", &envelope)
+                .outcome("ignored")
+                .detail(json!({"why": why}));
+            self.audit.record(entry).await.map_err(audit_failure)?;
             return Ok(Outcome::Done);
         }
         if self.store.is_done(delivery).await? {
             tracing::info!(delivery, "delivery already processed; acknowledged again");
             return Ok(Outcome::Done);
         }
+        let mut accepted = event_entry("event.accepted", &envelope);
+        if let Some(actor) = event.actor() {
+            accepted = accepted.actor(actor);
+        }
+        self.audit.record(accepted).await.map_err(audit_failure)?;
         match &event {
             Event::GithubIssue(issue) | Event::GithubComment(issue) => {
                 self.github.handle(&envelope, issue).await
             }
+            Event::ChangeRequest(cr) => self.change_requests.handle(&envelope, cr).await,
             Event::Ignored(_) => Ok(Outcome::Done),
         }
+    }
+}
+
+/// An audit record that cannot be written stops the work (the trail must not miss a decision);
+/// the message is retried once the disk takes writes again.
+fn audit_failure(e: crate::audit::AuditError) -> Failure {
+    Failure::Retry {
+        after: std::time::Duration::from_secs(10),
+        reason: e.to_string(),
     }
 }

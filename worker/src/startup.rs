@@ -1,48 +1,58 @@
-//! Assembling a worker from its settings: the store (Redis or embedded), Jira (live or dry-run),
-//! routing and the consumer's tunables. Shared by `hookbridge-worker` and `hookbridge run`, so
-//! both behave the same.
+//! Assembling a worker from its settings: the store (Redis or embedded), the audit trail, Jira
+//! (live or dry-run), the GitHub sync, the CR records, the alert dispatcher and the consumer's
+//! tunables. Shared by `hookbridge-worker` and `hookbridge run`, so both behave the same.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use hookbridge_shared::config::CommonArgs;
+use hookbridge_shared::queue::Queue;
+use tokio_util::sync::CancellationToken;
 
+use crate::alerts::AlertWaker;
+use crate::alerts::dispatcher::{Dispatcher, DispatcherConfig, Sink};
+use crate::alerts::slack::SlackClient;
 use crate::audit::AuditLog;
-use crate::consumer::ConsumerConfig;
+use crate::change_requests::ChangeRequests;
+use crate::consumer::{self, ConsumerConfig};
 use crate::events::Decoder;
 use crate::github_sync::{GithubSync, SyncConfig};
 use crate::jira::JiraClient;
 use crate::jira::ops::JiraOps;
 use crate::router::Router;
 use crate::settings::{WorkerArgs, WorkerSettings};
-use crate::store::{EMBEDDED_FILE_NAME, Store};
 
-/// Opens the store and the Jira client and builds the worker's [`Router`].
+/// A worker, assembled: the handler the consumer drives and the dispatcher that sends its alerts.
+pub struct Worker {
+    pub router: Router,
+    pub dispatcher: Dispatcher,
+}
+
+/// Opens the store and the Jira client and builds a [`Worker`]. `role` names the process in its
+/// audit chain (`worker`, `run`).
 ///
 /// # Errors
 /// A one-line reason naming what could not be opened (Redis unreachable at start, an unreadable
-/// embedded store, a Jira client that cannot be built).
-pub async fn router(settings: &WorkerSettings, common: &CommonArgs) -> Result<Router, String> {
-    let store = match &settings.redis_url {
-        Some(url) => Store::connect_redis(url, &settings.redis_prefix)
-            .await
-            .map_err(|e| format!("REDIS_URL: {e}"))?,
-        None => {
-            let path = common.data_dir.join(EMBEDDED_FILE_NAME);
-            Store::open_embedded(&path).map_err(|e| format!("embedded store: {e}"))?
-        }
-    };
+/// embedded store, a Jira or Slack client that cannot be built).
+pub async fn build(
+    settings: &WorkerSettings,
+    common: &CommonArgs,
+    role: &str,
+) -> Result<Worker, String> {
+    let store = settings.store.open(common).await?;
+    let audit = AuditLog::open(&settings.audit_dir, role, Some(store.clone()));
     let jira = match &settings.jira {
-        Some(jira) => JiraOps::Live(
+        Some(jira) => JiraOps::live(
             JiraClient::with_store(jira, Some(store.clone()))
                 .map_err(|e| format!("JIRA_BASE_URL: {e}"))?,
+            audit.clone(),
         ),
         None => {
-            let audit = AuditLog::in_dir(&settings.audit_dir);
             tracing::warn!(
-                audit = %audit.path().display(),
+                audit = %audit.dir().display(),
                 "JIRA_BASE_URL is not set: dry-run, the Jira requests are written to the audit trail"
             );
-            JiraOps::DryRun(audit)
+            JiraOps::dry_run(audit.clone())
         }
     };
     if settings.routing.default_project.is_none() && settings.routing.rules.is_empty() {
@@ -50,22 +60,73 @@ pub async fn router(settings: &WorkerSettings, common: &CommonArgs) -> Result<Ro
             "neither JIRA_PROJECT_KEY nor routing rules are set: GitHub issues have nowhere to go and are ignored"
         );
     }
-    tracing::info!(store = store.backend_name(), "worker store ready");
-    Ok(Router {
-        decoder: Decoder::new(common.claim_store(), settings.ignore_logins.clone()),
-        store: store.clone(),
-        github: GithubSync {
-            store,
-            jira,
-            routing: settings.routing.clone(),
-            config: SyncConfig {
-                ignore_logins: settings.ignore_logins.clone(),
-                search_lag: settings.search_lag,
-                lock_ttl: settings.lock_ttl,
-                ..SyncConfig::default()
+    let cr = &settings.change_requests;
+    let sink = match &cr.slack {
+        Some(webhook) => Sink::Slack(
+            SlackClient::new(webhook.clone()).map_err(|e| format!("SLACK_WEBHOOK_URL: {e}"))?,
+        ),
+        None => {
+            tracing::warn!("SLACK_WEBHOOK_URL is not set: alerts are written to the audit trail");
+            Sink::DryRun
+        }
+    };
+    let waker = AlertWaker::default();
+    tracing::info!(
+        store = store.backend_name(),
+        audit_chain = audit.chain(),
+        "worker store ready"
+    );
+    Ok(Worker {
+        router: Router {
+            audit: audit.clone(),
+            decoder: Decoder::new(
+                common.claim_store(),
+                settings.ignore_logins.clone(),
+                cr.filter.clone(),
+            ),
+            store: store.clone(),
+            github: GithubSync {
+                store: store.clone(),
+                jira,
+                routing: settings.routing.clone(),
+                config: SyncConfig {
+                    ignore_logins: settings.ignore_logins.clone(),
+                    search_lag: settings.search_lag,
+                    lock_ttl: settings.lock_ttl,
+                    ..SyncConfig::default()
+                },
             },
+            change_requests: ChangeRequests {
+                store: store.clone(),
+                audit: audit.clone(),
+                config: cr.config.clone(),
+                alerts: waker.clone(),
+            },
+            alerts: waker.clone(),
+        },
+        dispatcher: Dispatcher {
+            store,
+            sink,
+            audit,
+            waker,
+            config: DispatcherConfig::default(),
         },
     })
+}
+
+/// Consumes `queue` and sends alerts until `shutdown`; in-flight messages are drained (see
+/// [`consumer::run`]), and the dispatcher stops between two sends.
+pub async fn run(
+    worker: Worker,
+    queue: Queue,
+    config: ConsumerConfig,
+    shutdown: CancellationToken,
+) {
+    let dispatcher = tokio::spawn(worker.dispatcher.run(shutdown.clone()));
+    consumer::run(queue, Arc::new(worker.router), config, shutdown).await;
+    if let Err(e) = dispatcher.await {
+        tracing::error!(error = %e, "the alert dispatcher stopped abnormally");
+    }
 }
 
 /// The consumer's tunables from the flags.

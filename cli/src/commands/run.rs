@@ -1,13 +1,10 @@
 //! `hookbridge run`: one-machine mode — the ingest and a worker loop in one process, sharing one
 //! queue (embedded by default) and one shutdown signal.
 
-use std::sync::Arc;
-
 use hookbridge_ingest::enqueue::Enqueuer;
 use hookbridge_ingest::settings::{IngestArgs, IngestSettings};
 use hookbridge_ingest::{Application, open_spool};
 use hookbridge_shared::config::CommonArgs;
-use hookbridge_worker::consumer;
 use hookbridge_worker::settings::{WorkerArgs, WorkerSettings};
 use hookbridge_worker::startup;
 
@@ -39,7 +36,7 @@ pub async fn run(args: RunArgs) -> Result<(), Failure> {
     let spool = open_spool(&args.common, &args.ingest, &queue)
         .map_err(|e| Failure::config(format!("spool: {e}")))?;
     let enqueuer = Enqueuer::new(queue.clone(), args.common.claim_store(), spool);
-    let router = startup::router(&worker_settings, &args.common)
+    let worker = startup::build(&worker_settings, &args.common, "run")
         .await
         .map_err(Failure::config)?;
     let app =
@@ -61,19 +58,17 @@ pub async fn run(args: RunArgs) -> Result<(), Failure> {
         Some(jira) => println!("  jira           {}", jira.base_url),
         None => println!(
             "  jira           dry-run (no JIRA_BASE_URL): requests are written to {}",
-            worker_settings.audit_dir.join("audit.jsonl").display()
+            worker_settings
+                .audit_dir
+                .join("audit-YYYY-MM-DD.jsonl")
+                .display()
         ),
     }
     println!(
         "  send a test event:  GITHUB_WEBHOOK_SECRET=<secret> hookbridge send-test-event --url {url}"
     );
     let config = startup::consumer_config(&args.worker, &args.common);
-    let worker = tokio::spawn(consumer::run(
-        queue,
-        Arc::new(router),
-        config,
-        shutdown.clone(),
-    ));
+    let worker = tokio::spawn(startup::run(worker, queue, config, shutdown.clone()));
     let served = app.run_until_stopped(shutdown.clone()).await;
     shutdown.cancel();
     let _ = worker.await;

@@ -157,10 +157,10 @@ async fn hookbridge_run_serves_verifies_and_consumes() {
     );
 
     // Dry-run (no JIRA_BASE_URL): the worker in the same process records the Jira request.
-    let audit = run.dir.path().join("audit").join("audit.jsonl");
+    let audit = run.dir.path().join("audit");
     let deadline = Instant::now() + PATIENCE;
     loop {
-        let trail = std::fs::read_to_string(&audit).unwrap_or_default();
+        let trail = hookbridge_tests::audit::trail_text(&audit);
         if trail.contains("/rest/api/3/issue") && trail.contains(&issue.html_url()) {
             break;
         }

@@ -6,14 +6,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use hookbridge_shared::claim::ClaimStore;
 use hookbridge_shared::routing::{JiraProjectKey, Routing};
 use hookbridge_tests::github::{GithubIssue, delivery_id, envelope};
 use hookbridge_tests::jira_fake::{FakeConfig, JiraFake};
+use hookbridge_tests::worker::{Parts, router};
 use hookbridge_worker::audit::AuditLog;
-use hookbridge_worker::events::Decoder;
 use hookbridge_worker::events::github::IssueIdentity;
-use hookbridge_worker::github_sync::{GithubSync, SyncConfig, marker_label};
+use hookbridge_worker::github_sync::{SyncConfig, marker_label};
 use hookbridge_worker::handler::Outcome;
 use hookbridge_worker::jira::JiraClient;
 use hookbridge_worker::jira::ops::JiraOps;
@@ -59,24 +58,20 @@ async fn setup(config: FakeConfig, issue_type: &str) -> Setup {
         Some(store.clone()),
     )
     .expect("client");
-    let ignore_logins = vec!["hookbridge-bot".to_owned()];
-    let pipeline = Router {
-        decoder: Decoder::new(
-            ClaimStore::new(dir.path().join("claims")),
-            ignore_logins.clone(),
-        ),
-        store: store.clone(),
-        github: GithubSync {
-            store,
-            jira: JiraOps::Live(client),
-            routing: routing(issue_type),
-            config: SyncConfig {
-                ignore_logins,
-                search_lag: Duration::from_millis(300),
-                ..SyncConfig::default()
-            },
-        },
+    let audit = AuditLog::open(&dir.path().join("audit"), "test", None);
+    let mut parts = Parts::new(
+        store,
+        JiraOps::live(client, audit.clone()),
+        audit,
+        dir.path(),
+    );
+    parts.routing = routing(issue_type);
+    parts.sync = SyncConfig {
+        ignore_logins: vec!["hookbridge-bot".to_owned()],
+        search_lag: Duration::from_millis(300),
+        ..SyncConfig::default()
     };
+    let (pipeline, _) = router(parts);
     Setup {
         fake,
         pipeline: Arc::new(pipeline),
@@ -362,37 +357,33 @@ async fn a_create_with_an_unknown_outcome_is_reconciled_before_creating_again() 
 #[tokio::test]
 async fn dry_run_writes_the_exact_request_to_the_audit_trail() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let audit = AuditLog::in_dir(&dir.path().join("audit"));
-    let store = redis_store().await;
-    let pipeline = Router {
-        decoder: Decoder::new(ClaimStore::new(dir.path().join("claims")), Vec::new()),
-        store: store.clone(),
-        github: GithubSync {
-            store,
-            jira: JiraOps::DryRun(audit.clone()),
-            routing: routing("Task"),
-            config: SyncConfig::default(),
-        },
-    };
+    let audit_dir = dir.path().join("audit");
+    let audit = AuditLog::open(&audit_dir, "test", None);
+    let mut parts = Parts::new(
+        redis_store().await,
+        JiraOps::dry_run(audit.clone()),
+        audit,
+        dir.path(),
+    );
+    parts.routing = routing("Task");
+    let (pipeline, _) = router(parts);
     let issue = GithubIssue::new("octo/api", 50).with_labels(&["bug"]);
     let body = envelope("issues", &delivery_id(), &issue.event("opened"));
     assert_eq!(deliver(&pipeline, &body).await, Outcome::Done);
-    let trail = std::fs::read_to_string(audit.path()).expect("audit trail");
-    let records: Vec<serde_json::Value> = trail
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("JSON line"))
-        .collect();
+    let records = hookbridge_tests::audit::records(&audit_dir);
     let create = records
         .iter()
-        .find(|r| r["request"]["path"] == "/rest/api/3/issue")
+        .find(|r| r["detail"]["request"]["path"] == "/rest/api/3/issue")
         .expect("the create request");
-    assert_eq!(create["request"]["method"], "POST");
-    let fields = &create["request"]["body"]["fields"];
+    assert_eq!(create["detail"]["request"]["method"], "POST");
+    assert_eq!(create["action"], "jira.issue.created");
+    assert_eq!(create["outcome"], "dry_run");
+    let fields = &create["detail"]["request"]["body"]["fields"];
     assert_eq!(fields["project"]["key"], "DEMO");
     assert_eq!(fields["summary"], "GitHub Issue: Issue 50 of octo/api");
     hookbridge_worker::jira::adf::validate(&fields["description"]).expect("ADF description");
     assert!(records.iter().any(|r| {
-        r["request"]["path"]
+        r["detail"]["request"]["path"]
             .as_str()
             .is_some_and(|p| p.ends_with("/remotelink"))
     }));

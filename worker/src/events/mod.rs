@@ -4,10 +4,12 @@
 //!
 //! # Layout
 //! - [`github`]: the parts of GitHub payloads the worker reads, and [`github::IssueIdentity`].
+//! - [`jira`]: the Jira issue webhooks, and which issues are Change Requests.
 //! - [`claims`]: the payload of an envelope, inline or claimed.
 
 pub mod claims;
 pub mod github;
+pub mod jira;
 
 use std::time::Duration;
 
@@ -15,6 +17,7 @@ use hookbridge_shared::claim::ClaimStore;
 use hookbridge_shared::envelope::{Envelope, Source};
 
 use github::IssueEvent;
+use jira::{CrEvent, CrFilter, JiraEvent};
 
 /// What one delivery means to the worker.
 #[derive(Debug)]
@@ -23,8 +26,23 @@ pub enum Event {
     GithubIssue(IssueEvent),
     /// `issue_comment.*` on an issue (not a pull request).
     GithubComment(IssueEvent),
+    /// `jira:issue_created|updated|deleted` on a Change Request.
+    ChangeRequest(CrEvent),
     /// Nothing to do, and why (logged and acknowledged).
     Ignored(String),
+}
+
+impl Event {
+    /// Who caused the event, as the audit trail names them (`github:<login>`).
+    pub fn actor(&self) -> Option<String> {
+        match self {
+            Event::GithubIssue(e) | Event::GithubComment(e) => {
+                Some(format!("github:{}", e.sender.login))
+            }
+            Event::ChangeRequest(e) => e.user.as_ref().map(|u| format!("jira:{}", u.name)),
+            Event::Ignored(_) => None,
+        }
+    }
 }
 
 /// A delivery decoded: its envelope and what it means.
@@ -51,13 +69,15 @@ pub struct Decoder {
     claims: ClaimStore,
     /// GitHub logins whose events are the bridge's own (ignored, so no loops).
     ignore_logins: Vec<String>,
+    change_requests: CrFilter,
 }
 
 impl Decoder {
-    pub fn new(claims: ClaimStore, ignore_logins: Vec<String>) -> Self {
+    pub fn new(claims: ClaimStore, ignore_logins: Vec<String>, change_requests: CrFilter) -> Self {
         Self {
             claims,
             ignore_logins,
+            change_requests,
         }
     }
 
@@ -80,9 +100,19 @@ impl Decoder {
 
     async fn event(&self, envelope: &Envelope) -> Result<Event, DecodeError> {
         if envelope.source == Source::Jira {
-            return Ok(Event::Ignored(
-                "Jira event: nothing to do for it yet".into(),
-            ));
+            if jira::IssueEventKind::of(&envelope.event).is_none() {
+                return Ok(Event::Ignored(format!(
+                    "Jira event {} not handled",
+                    envelope.event
+                )));
+            }
+            let payload = claims::payload(&self.claims, envelope).await?;
+            return match jira::decode(&payload, &self.change_requests)
+                .map_err(DecodeError::Permanent)?
+            {
+                JiraEvent::ChangeRequest(event) => Ok(Event::ChangeRequest(event)),
+                JiraEvent::Ignored(why) => Ok(Event::Ignored(why)),
+            };
         }
         let comment = match envelope.event.as_str() {
             "issues" => false,

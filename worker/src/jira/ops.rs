@@ -1,8 +1,10 @@
-//! The Jira operations the pipeline needs, against a live Jira or in dry-run.
+//! The Jira operations the worker needs, against a live Jira or in dry-run, each write audited.
 //!
-//! In dry-run (no `JIRA_BASE_URL`) every write is recorded in the audit trail as the exact request
-//! that would have been sent (method, path, JSON body) and answered with a made-up key, so the
-//! whole pipeline, dedupe and mapping included, runs the same way as against a real Jira.
+//! Live, every write Jira accepted is recorded in the audit trail (`jira.issue.created`,
+//! `jira.issue.updated`, `jira.comment.created`, …) with the issue key. In dry-run (no
+//! `JIRA_BASE_URL`) each write is recorded instead as the exact request that would have been sent
+//! (method, path, JSON body; outcome `dry_run`) and answered with a made-up key, so the whole
+//! pipeline, dedupe and mapping included, runs the same way as against a real Jira.
 
 use std::time::Duration;
 
@@ -10,7 +12,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use super::{JiraClient, JiraError, remote_link_body};
-use crate::audit::AuditLog;
+use crate::audit::{AuditLog, Entry};
 
 /// A Jira issue to create.
 #[derive(Debug, Clone)]
@@ -71,7 +73,8 @@ impl OpsError {
     }
 
     /// Whether Jira answered with an error status, which proves the request had no effect (as
-    /// opposed to a timeout or a broken connection, after which it may have).
+    /// opposed to a timeout or a broken connection, after which it may have). An audit failure
+    /// only comes from a dry run, whose record is its only effect.
     pub fn proves_nothing_happened(&self) -> bool {
         match self {
             OpsError::Jira(e) => e.proves_nothing_happened(),
@@ -80,10 +83,17 @@ impl OpsError {
     }
 }
 
-/// Live Jira or dry-run.
-pub enum JiraOps {
+/// Where the operations go.
+pub enum JiraTarget {
     Live(JiraClient),
-    DryRun(AuditLog),
+    /// No Jira: writes are recorded in the audit trail only.
+    DryRun,
+}
+
+/// The Jira operations, live or dry-run, with the audit trail they record to.
+pub struct JiraOps {
+    pub target: JiraTarget,
+    pub audit: AuditLog,
 }
 
 fn dry_key(seed: &str) -> String {
@@ -94,21 +104,60 @@ fn dry_key(seed: &str) -> String {
     )
 }
 
+/// A write request as the audit trail shows it.
+struct Request<'a> {
+    method: &'a str,
+    path: String,
+    body: Value,
+}
+
 impl JiraOps {
-    async fn dry(
-        &self,
-        audit: &AuditLog,
-        method: &str,
-        path: &str,
-        body: Value,
-    ) -> Result<(), OpsError> {
-        audit
-            .record(
-                "jira.dry_run",
-                json!({"request": {"method": method, "path": path, "body": body}}),
-            )
-            .await?;
-        Ok(())
+    pub fn live(client: JiraClient, audit: AuditLog) -> Self {
+        Self {
+            target: JiraTarget::Live(client),
+            audit,
+        }
+    }
+
+    pub fn dry_run(audit: AuditLog) -> Self {
+        Self {
+            target: JiraTarget::DryRun,
+            audit,
+        }
+    }
+
+    /// The live client; `None` in dry-run.
+    pub fn client(&self) -> Option<&JiraClient> {
+        match &self.target {
+            JiraTarget::Live(client) => Some(client),
+            JiraTarget::DryRun => None,
+        }
+    }
+
+    /// Records a write: done (live, with the key it concerns) or the request it would have been.
+    ///
+    /// Live, the write has already happened, so a failure to record it must not make the caller
+    /// believe it did not (a create would be sent again): it is logged as an error instead. In
+    /// dry-run the record *is* the effect, so its failure is the operation's.
+    async fn audit(&self, action: &str, key: &str, request: Request<'_>) -> Result<(), OpsError> {
+        match self.target {
+            JiraTarget::Live(_) => {
+                let entry = Entry::new(action, key)
+                    .id("jira", key)
+                    .detail(json!({"request": {"method": request.method, "path": request.path}}));
+                if let Err(e) = self.audit.record(entry).await {
+                    tracing::error!(error = %e, action, jira = key, "Jira write done but not audited");
+                }
+                Ok(())
+            }
+            JiraTarget::DryRun => {
+                let entry = Entry::new(action, key).id("jira", key).outcome("dry_run").detail(
+                    json!({"request": {"method": request.method, "path": request.path, "body": request.body}}),
+                );
+                self.audit.record(entry).await?;
+                Ok(())
+            }
+        }
     }
 
     /// Creates the issue; returns its key.
@@ -116,15 +165,18 @@ impl JiraOps {
     /// # Errors
     /// [`OpsError`], classified.
     pub async fn create_issue(&self, issue: &NewIssue) -> Result<String, OpsError> {
-        match self {
-            JiraOps::Live(client) => Ok(client.create_issue_raw(&issue.request_body()).await?.key),
-            JiraOps::DryRun(audit) => {
-                let body = issue.request_body();
-                self.dry(audit, "POST", "/rest/api/3/issue", body.clone())
-                    .await?;
-                Ok(dry_key(&body.to_string()))
-            }
-        }
+        let body = issue.request_body();
+        let key = match &self.target {
+            JiraTarget::Live(client) => client.create_issue_raw(&body).await?.key,
+            JiraTarget::DryRun => dry_key(&body.to_string()),
+        };
+        let request = Request {
+            method: "POST",
+            path: "/rest/api/3/issue".into(),
+            body,
+        };
+        self.audit("jira.issue.created", &key, request).await?;
+        Ok(key)
     }
 
     /// Upserts the remote link with `globalId` = `global_id`.
@@ -138,19 +190,15 @@ impl JiraOps {
         url: &str,
         title: &str,
     ) -> Result<(), OpsError> {
-        match self {
-            JiraOps::Live(client) => Ok(client.add_remote_link(key, global_id, url, title).await?),
-            JiraOps::DryRun(audit) => {
-                let body = remote_link_body(global_id, url, title);
-                self.dry(
-                    audit,
-                    "POST",
-                    &format!("/rest/api/3/issue/{key}/remotelink"),
-                    body,
-                )
-                .await
-            }
+        if let JiraTarget::Live(client) = &self.target {
+            client.add_remote_link(key, global_id, url, title).await?;
         }
+        let request = Request {
+            method: "POST",
+            path: format!("/rest/api/3/issue/{key}/remotelink"),
+            body: remote_link_body(global_id, url, title),
+        };
+        self.audit("jira.remote_link.set", key, request).await
     }
 
     /// Adds (`add`) or removes one label, leaving the others — including those set by hand in
@@ -182,13 +230,15 @@ impl JiraOps {
     }
 
     async fn edit(&self, key: &str, body: Value) -> Result<(), OpsError> {
-        match self {
-            JiraOps::Live(client) => Ok(client.edit_issue(key, &body).await?),
-            JiraOps::DryRun(audit) => {
-                self.dry(audit, "PUT", &format!("/rest/api/3/issue/{key}"), body)
-                    .await
-            }
+        if let JiraTarget::Live(client) = &self.target {
+            client.edit_issue(key, &body).await?;
         }
+        let request = Request {
+            method: "PUT",
+            path: format!("/rest/api/3/issue/{key}"),
+            body,
+        };
+        self.audit("jira.issue.updated", key, request).await
     }
 
     /// Adds a comment; returns its id.
@@ -196,19 +246,17 @@ impl JiraOps {
     /// # Errors
     /// [`OpsError`], classified.
     pub async fn add_comment(&self, key: &str, body: Value) -> Result<String, OpsError> {
-        match self {
-            JiraOps::Live(client) => Ok(client.add_comment(key, &body).await?),
-            JiraOps::DryRun(audit) => {
-                self.dry(
-                    audit,
-                    "POST",
-                    &format!("/rest/api/3/issue/{key}/comment"),
-                    json!({"body": body}),
-                )
-                .await?;
-                Ok("0".into())
-            }
-        }
+        let id = match &self.target {
+            JiraTarget::Live(client) => client.add_comment(key, &body).await?,
+            JiraTarget::DryRun => "0".into(),
+        };
+        let request = Request {
+            method: "POST",
+            path: format!("/rest/api/3/issue/{key}/comment"),
+            body: json!({"body": body}),
+        };
+        self.audit("jira.comment.created", key, request).await?;
+        Ok(id)
     }
 
     /// Applies the transition called `name` (case-insensitive); `false` when the issue has no
@@ -217,8 +265,8 @@ impl JiraOps {
     /// # Errors
     /// [`OpsError`], classified.
     pub async fn transition_named(&self, key: &str, name: &str) -> Result<bool, OpsError> {
-        match self {
-            JiraOps::Live(client) => {
+        let transition = match &self.target {
+            JiraTarget::Live(client) => {
                 let transitions = client.get_transitions(key).await?;
                 let Some(found) = transitions.iter().find(|t| {
                     t.name.eq_ignore_ascii_case(name) || t.to_name.eq_ignore_ascii_case(name)
@@ -226,19 +274,18 @@ impl JiraOps {
                     return Ok(false);
                 };
                 client.transition(key, &found.id).await?;
-                Ok(true)
+                json!({"id": found.id})
             }
-            JiraOps::DryRun(audit) => {
-                self.dry(
-                    audit,
-                    "POST",
-                    &format!("/rest/api/3/issue/{key}/transitions"),
-                    json!({"transition": {"name": name}}),
-                )
-                .await?;
-                Ok(true)
-            }
-        }
+            // The dry run cannot look the id up: it shows the name it would look for.
+            JiraTarget::DryRun => json!({"name": name}),
+        };
+        let request = Request {
+            method: "POST",
+            path: format!("/rest/api/3/issue/{key}/transitions"),
+            body: json!({"transition": transition}),
+        };
+        self.audit("jira.issue.transitioned", key, request).await?;
+        Ok(true)
     }
 
     /// The key of an issue carrying `label`, if search finds one.
@@ -246,12 +293,12 @@ impl JiraOps {
     /// # Errors
     /// [`OpsError`], classified.
     pub async fn find_by_label(&self, label: &str) -> Result<Option<String>, OpsError> {
-        match self {
-            JiraOps::Live(client) => {
+        match &self.target {
+            JiraTarget::Live(client) => {
                 let jql = format!("labels = \"{label}\" ORDER BY created ASC");
                 Ok(client.search_keys(&jql, 1).await?.into_iter().next())
             }
-            JiraOps::DryRun(_) => Ok(None),
+            JiraTarget::DryRun => Ok(None),
         }
     }
 
@@ -260,13 +307,13 @@ impl JiraOps {
     /// # Errors
     /// [`OpsError`], classified.
     pub async fn has_comment_containing(&self, key: &str, needle: &str) -> Result<bool, OpsError> {
-        match self {
-            JiraOps::Live(client) => Ok(client
+        match &self.target {
+            JiraTarget::Live(client) => Ok(client
                 .list_comment_bodies(key)
                 .await?
                 .iter()
                 .any(|body| body.to_string().contains(needle))),
-            JiraOps::DryRun(_) => Ok(false),
+            JiraTarget::DryRun => Ok(false),
         }
     }
 }

@@ -8,6 +8,13 @@
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::transaction::StoreList;
+use crate::alerts::Alert;
+use crate::alerts::dispatcher::DispatchState;
+use crate::audit::ChainHead;
+use crate::change_requests::record::{CrKey, CrRecord};
+use crate::change_requests::transition::HistoryEntry;
+use crate::change_requests::{Applied, Usage};
 use crate::events::github::IssueIdentity;
 use crate::github_sync::{CommentRecord, Intent, Mapping};
 
@@ -70,6 +77,107 @@ impl StoreKey for CommentIntent<'_> {
     }
 }
 
+/// The newest record of a Change Request.
+pub struct CrRecordKey<'a>(pub &'a CrKey);
+
+impl StoreKey for CrRecordKey<'_> {
+    type Value = CrRecord;
+    const PREFIX: &'static str = "cr:";
+    fn suffix(&self) -> String {
+        self.0.to_string()
+    }
+}
+
+/// A CR status history, oldest first, bounded.
+pub struct CrHistory<'a>(pub &'a CrKey);
+
+impl StoreList for CrHistory<'_> {
+    type Item = HistoryEntry;
+    const PREFIX: &'static str = "cr-history:";
+    fn suffix(&self) -> String {
+        self.0.to_string()
+    }
+}
+
+/// What one Jira delivery did to a CR: written with its effect, so a redelivery after a crash
+/// finds it done.
+pub struct CrApplied<'a>(pub &'a str);
+
+impl StoreKey for CrApplied<'_> {
+    type Value = Applied;
+    const PREFIX: &'static str = "cr-applied:";
+    fn suffix(&self) -> String {
+        self.0.to_owned()
+    }
+}
+
+/// Tokens recorded against a CR's budget.
+pub struct CrUsage<'a>(pub &'a CrKey);
+
+impl StoreKey for CrUsage<'_> {
+    type Value = Usage;
+    const PREFIX: &'static str = "cr-usage:";
+    fn suffix(&self) -> String {
+        self.0.to_string()
+    }
+}
+
+/// Alerts waiting to be sent, oldest first (see [`crate::alerts`]).
+pub struct AlertOutbox;
+
+impl StoreList for AlertOutbox {
+    type Item = Alert;
+    const PREFIX: &'static str = "alerts-outbox";
+    fn suffix(&self) -> String {
+        String::new()
+    }
+}
+
+/// The dispatcher's attempts at the outbox's oldest alert.
+pub struct AlertDispatch;
+
+impl StoreKey for AlertDispatch {
+    type Value = DispatchState;
+    const PREFIX: &'static str = "alerts-dispatch";
+    fn suffix(&self) -> String {
+        String::new()
+    }
+}
+
+/// An alert that was queued, for alerts raised outside a transaction of their own change (a
+/// dead-lettered message): queueing it twice is then refused.
+pub struct AlertQueued<'a>(pub &'a str);
+
+impl StoreKey for AlertQueued<'_> {
+    type Value = bool;
+    const PREFIX: &'static str = "alert-queued:";
+    fn suffix(&self) -> String {
+        self.0.to_owned()
+    }
+}
+
+/// The newest record of one audit chain (see [`crate::audit`]).
+pub struct AuditHead<'a>(pub &'a str);
+
+impl StoreKey for AuditHead<'_> {
+    type Value = ChainHead;
+    const PREFIX: &'static str = "audit-head:";
+    fn suffix(&self) -> String {
+        self.0.to_owned()
+    }
+}
+
+/// The names of the audit chains, oldest first.
+pub struct AuditChains;
+
+impl StoreList for AuditChains {
+    type Item = String;
+    const PREFIX: &'static str = "audit-chains";
+    fn suffix(&self) -> String {
+        String::new()
+    }
+}
+
 /// The name of a lock; one constructor per kind of lock, so lock names cannot collide either.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LockName(String);
@@ -78,6 +186,11 @@ impl LockName {
     /// Serialises all work on one GitHub issue.
     pub fn github_issue(identity: &IssueIdentity) -> Self {
         Self(format!("issue:{identity}"))
+    }
+
+    /// Lets one process at a time drain the alert outbox.
+    pub fn alert_dispatcher() -> Self {
+        Self("alerts:dispatcher".into())
     }
 
     /// A lock for tests of the store itself.
@@ -103,6 +216,15 @@ pub(crate) const ALL_PREFIXES: &[&str] = &[
     <IssueCreateIntent<'static> as StoreKey>::PREFIX,
     <CommentSynced<'static> as StoreKey>::PREFIX,
     <CommentIntent<'static> as StoreKey>::PREFIX,
+    <CrRecordKey<'static> as StoreKey>::PREFIX,
+    <CrHistory<'static> as StoreList>::PREFIX,
+    <CrApplied<'static> as StoreKey>::PREFIX,
+    <CrUsage<'static> as StoreKey>::PREFIX,
+    <AlertOutbox as StoreList>::PREFIX,
+    <AlertDispatch as StoreKey>::PREFIX,
+    <AlertQueued<'static> as StoreKey>::PREFIX,
+    <AuditHead<'static> as StoreKey>::PREFIX,
+    <AuditChains as StoreList>::PREFIX,
 ];
 
 #[cfg(test)]

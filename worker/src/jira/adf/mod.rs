@@ -125,6 +125,46 @@ fn bounded(markdown: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
+/// The text of a document as a reader sees it: blocks (paragraphs, headings, list items, code,
+/// quotes) on lines of their own, hard breaks as newlines. A plain string is returned as it is,
+/// so a field Jira gives as either (REST v2 or a plain text field, or ADF in v3) reads the same.
+pub fn document_text(doc: &Value) -> String {
+    fn walk(node: &Value, out: &mut String, depth: usize) {
+        if depth > MAX_WALK_DEPTH {
+            return;
+        }
+        match node.get("type").and_then(Value::as_str) {
+            Some("text") => out.push_str(node.get("text").and_then(Value::as_str).unwrap_or("")),
+            Some("hardBreak") => out.push('\n'),
+            _ => {}
+        }
+        if let Some(children) = node.get("content").and_then(Value::as_array) {
+            for child in children {
+                walk(child, out, depth + 1);
+            }
+        }
+        let block = matches!(
+            node.get("type").and_then(Value::as_str),
+            Some("paragraph" | "heading" | "codeBlock" | "listItem" | "blockquote" | "tableRow")
+        );
+        if block && !out.ends_with('\n') {
+            out.push('\n');
+        }
+    }
+    match doc {
+        Value::String(text) => text.clone(),
+        Value::Object(_) => {
+            let mut out = String::new();
+            walk(doc, &mut out, 0);
+            out
+        }
+        _ => String::new(),
+    }
+}
+
+/// How deep [`document_text`] follows nesting (a document from outside may be arbitrarily deep).
+const MAX_WALK_DEPTH: usize = 64;
+
 /// The text of a node and its descendants.
 pub(crate) fn plain_text(node: &Value) -> String {
     let mut out = node["text"].as_str().unwrap_or_default().to_owned();

@@ -344,3 +344,30 @@ proptest::proptest! {
         proptest::prop_assert!(validate(&comment).is_ok());
     }
 }
+
+#[test]
+fn document_text_puts_blocks_on_their_own_lines() {
+    let doc = json!({"type": "doc", "version": 1, "content": [
+        {"type": "paragraph", "content": [
+            {"type": "text", "text": "Deploy the agent."},
+            {"type": "hardBreak"},
+            {"type": "text", "text": "Budget: "},
+            {"type": "text", "text": "1,500", "marks": [{"type": "strong"}]},
+            {"type": "text", "text": " tokens"}
+        ]},
+        {"type": "bulletList", "content": [
+            {"type": "listItem", "content": [{"type": "paragraph", "content": [{"type": "text", "text": "one"}]}]}
+        ]}
+    ]});
+    assert_eq!(
+        document_text(&doc),
+        "Deploy the agent.\nBudget: 1,500 tokens\none\n"
+    );
+    assert_eq!(document_text(&json!("plain\ntext")), "plain\ntext");
+    assert_eq!(document_text(&Value::Null), "");
+    let mut deep = json!({"type": "text", "text": "bottom"});
+    for _ in 0..200 {
+        deep = json!({"type": "paragraph", "content": [deep]});
+    }
+    assert!(!document_text(&deep).contains("bottom"));
+}

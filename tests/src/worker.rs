@@ -1,0 +1,103 @@
+//! Assembling the worker's [`Router`] in-process for tests that drive it message by message, from
+//! the parts a test chooses (store, Jira, CR configuration), with the defaults of the real binary
+//! for the rest.
+
+use std::path::Path;
+use std::time::Duration;
+
+use hookbridge_shared::claim::ClaimStore;
+use hookbridge_shared::routing::{JiraProjectKey, Routing};
+use hookbridge_worker::alerts::AlertWaker;
+use hookbridge_worker::audit::AuditLog;
+use hookbridge_worker::change_requests::fields::CrFields;
+use hookbridge_worker::change_requests::transition::CrStatuses;
+use hookbridge_worker::change_requests::{ChangeRequests, CrConfig};
+use hookbridge_worker::events::Decoder;
+use hookbridge_worker::events::jira::CrFilter;
+use hookbridge_worker::github_sync::{GithubSync, SyncConfig};
+use hookbridge_worker::jira::ops::JiraOps;
+use hookbridge_worker::router::Router;
+use hookbridge_worker::store::Store;
+
+/// The CR configuration of the binary's defaults: project `CR`, approvers in
+/// `customfield_10102`, signature in `customfield_10103`, `Approved` / `Rejected`, 24 h.
+pub fn default_cr_config() -> CrConfig {
+    CrConfig {
+        fields: CrFields {
+            approver_field: "customfield_10102".into(),
+            approver_roles: Vec::new(),
+            signature_field: "customfield_10103".into(),
+        },
+        statuses: CrStatuses {
+            approved: vec!["Approved".into()],
+            rejected: vec!["Rejected".into()],
+        },
+        ttl: Duration::from_secs(24 * 3600),
+    }
+}
+
+/// Issues of project `CR` are Change Requests.
+pub fn default_cr_filter() -> CrFilter {
+    CrFilter {
+        projects: vec![JiraProjectKey::parse("CR").expect("a project key")],
+        issue_types: Vec::new(),
+    }
+}
+
+/// The parts a test chooses.
+pub struct Parts {
+    pub store: Store,
+    pub jira: JiraOps,
+    pub audit: AuditLog,
+    pub routing: Routing,
+    pub sync: SyncConfig,
+    pub cr: CrConfig,
+    pub claims_dir: std::path::PathBuf,
+}
+
+impl Parts {
+    /// A store, Jira and audit trail; the rest as the binary has it (no routing rules).
+    pub fn new(store: Store, jira: JiraOps, audit: AuditLog, dir: &Path) -> Self {
+        Self {
+            store,
+            jira,
+            audit,
+            routing: Routing {
+                rules: Vec::new(),
+                default_project: None,
+                default_issue_type: "Task".into(),
+            },
+            sync: SyncConfig::default(),
+            cr: default_cr_config(),
+            claims_dir: dir.join("claims"),
+        }
+    }
+}
+
+/// The router made of `parts`, and the waker its alerts ring.
+pub fn router(parts: Parts) -> (Router, AlertWaker) {
+    let waker = AlertWaker::default();
+    let router = Router {
+        audit: parts.audit.clone(),
+        decoder: Decoder::new(
+            ClaimStore::new(parts.claims_dir),
+            parts.sync.ignore_logins.clone(),
+            default_cr_filter(),
+        ),
+        store: parts.store.clone(),
+        github: GithubSync {
+            store: parts.store.clone(),
+            jira: parts.jira,
+            routing: parts.routing,
+            config: parts.sync,
+        },
+        change_requests: ChangeRequests {
+            store: parts.store,
+            audit: parts.audit,
+            config: parts.cr,
+            alerts: waker.clone(),
+        },
+        alerts: waker.clone(),
+    };
+    (router, waker)
+}
