@@ -22,6 +22,12 @@ enum Command {
     /// Configuration file tools.
     #[command(subcommand)]
     Config(commands::config::ConfigCommand),
+    /// Change Requests: status, token usage.
+    #[command(subcommand)]
+    Cr(commands::cr::CrCommand),
+    /// The audit trail: verify its hash chains.
+    #[command(subcommand)]
+    Audit(commands::audit::AuditCommand),
 }
 
 /// A failure with its exit code; printed as one line `hookbridge: <reason>`.
@@ -60,6 +66,8 @@ async fn main() {
         Command::Run(args) => commands::run::run(*args).await,
         Command::SendTestEvent(args) => commands::send_test_event::run(args).await,
         Command::Config(command) => commands::config::run(command),
+        Command::Cr(command) => commands::cr::run(command).await,
+        Command::Audit(command) => commands::audit::run(command).await,
     };
     if let Err(failure) = result {
         exit(failure);

@@ -8,5 +8,6 @@ pub mod github;
 pub mod ingest;
 pub mod jira_fake;
 pub mod process;
+pub mod slack_fake;
 pub mod sqs;
 pub mod worker;

@@ -1,5 +1,8 @@
-//! One module per subcommand.
+//! One module per subcommand (`governance` holds what the `cr` and `audit` commands share).
 
+pub mod audit;
 pub mod config;
+pub mod cr;
+pub mod governance;
 pub mod run;
 pub mod send_test_event;

@@ -1,5 +1,6 @@
 //! hookbridge's integration tests: one test binary, one module per area.
 
+mod change_requests;
 mod cli;
 mod conformance;
 mod durability;

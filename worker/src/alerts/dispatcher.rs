@@ -51,6 +51,8 @@ pub struct DispatcherConfig {
     pub interval: Duration,
     /// Sends of one message before it is given up.
     pub max_attempts: u32,
+    /// The wait after a first failed send; it doubles with each further one, up to five minutes.
+    pub retry_base: Duration,
     /// How often the outbox is looked at without being woken (alerts of other processes).
     pub poll: Duration,
     pub lock_ttl: Duration,
@@ -62,6 +64,7 @@ impl Default for DispatcherConfig {
             batch: 10,
             interval: Duration::from_secs(1),
             max_attempts: 8,
+            retry_base: Duration::from_secs(1),
             poll: Duration::from_secs(2),
             lock_ttl: Duration::from_secs(30),
         }

@@ -15,8 +15,10 @@
 //! - [`fields`]: reading approvers (two shapes), the signature and the budget from Jira fields.
 //! - [`transition`]: ordering, status changes and which alert a change calls for.
 //! - [`usage`]: token usage recorded against a CR's budget, and its 80 % / 100 % alerts.
+//! - [`lookup`]: a CR from the store, or from Jira when the store has none (`cr status`).
 
 pub mod fields;
+pub mod lookup;
 pub mod record;
 pub mod transition;
 pub mod usage;
@@ -142,37 +144,34 @@ impl ChangeRequests {
             }
             let applied = match transition::order(stored.value.as_ref(), record) {
                 Order::Newer => {
-                    let change = transition::status_change(
-                        stored.value.as_ref(),
-                        status_from,
-                        created,
-                        record,
-                    );
-                    let alert = change.as_ref().and_then(|c| {
+                    let stored_status = stored.value.as_ref().map(|r| r.status.as_str());
+                    // History says what the event says it changed; alerts compare with what was
+                    // last known, so a transition already alerted is never alerted again.
+                    let change =
+                        transition::status_change(status_from.or(stored_status), created, record);
+                    let known =
+                        transition::status_change(stored_status.or(status_from), created, record);
+                    let alert = known.as_ref().and_then(|c| {
                         transition::alert_for(c, record.deleted, &self.config.statuses)
+                            .map(|kind| (kind, c))
                     });
                     tx.put(&key, record, Some(self.config.ttl))?;
                     if let Some(change) = &change {
                         self.push_history(&mut tx, record, change)?;
-                        if let Some(kind) = alert {
-                            Alert::for_change(kind, record, change).enqueue(&mut tx)?;
-                        }
+                    }
+                    if let Some((kind, known)) = alert {
+                        Alert::for_change(kind, record, known).enqueue(&mut tx)?;
                     }
                     Applied {
                         newer: true,
                         change,
-                        alert,
+                        alert: alert.map(|(kind, _)| kind),
                     }
                 }
                 Order::Stale => {
                     // Late news: the record stays, but a status change it reports happened all
                     // the same, so it joins the history (which readers order by time).
-                    let change = status_from
-                        .filter(|from| *from != record.status)
-                        .map(|from| StatusChange {
-                            from: Some(from.to_owned()),
-                            to: record.status.clone(),
-                        });
+                    let change = transition::status_change(status_from, created, record);
                     if let Some(change) = &change {
                         self.push_history(&mut tx, record, change)?;
                     }

@@ -69,19 +69,17 @@ impl StatusChange {
     }
 }
 
-/// The status change `incoming` makes. The status before it is the stored record's; with no
-/// record, what the event itself says it was (the changelog's `fromString`), or nothing for a
-/// created issue; an event that says neither changes no status.
+/// The status change `incoming` makes from `before`: `None` before a created issue means it is new;
+/// no `before` at all for an update means the event says nothing of a change.
 pub fn status_change(
-    stored: Option<&CrRecord>,
-    changelog_from: Option<&str>,
+    before: Option<&str>,
     created: bool,
     incoming: &CrRecord,
 ) -> Option<StatusChange> {
-    let from = match stored {
-        Some(stored) => Some(stored.status.clone()),
+    let from = match before {
+        Some(before) => Some(before.to_owned()),
         None if created => None,
-        None => Some(changelog_from.unwrap_or(&incoming.status).to_owned()),
+        None => return None,
     };
     if from.as_deref() == Some(incoming.status.as_str()) {
         return None;

@@ -36,6 +36,10 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use serde_json::{Value, json};
 
+mod webhooks;
+
+pub use webhooks::{CrSpec, JiraUser, WebhookDelivery};
+
 /// Jira's limit on a text field, in characters.
 const TEXT_FIELD_LIMIT: usize = 32_767;
 
@@ -100,6 +104,10 @@ pub struct FakeIssue {
     pub remote_links: Vec<(String, String, String)>,
     /// Comment bodies (ADF), oldest first.
     pub comments: Vec<Value>,
+    /// Custom fields by id (`customfield_10102`), as REST v3 shows them.
+    pub custom_fields: BTreeMap<String, Value>,
+    /// When the issue last changed (Jira's `fields.updated`).
+    pub updated: chrono::DateTime<chrono::Utc>,
     pub created_at: Instant,
     /// What search sees: the labels as of each write, with the time it becomes searchable.
     search_history: Vec<(Instant, Vec<String>)>,
@@ -141,6 +149,8 @@ struct Bucket {
 
 #[derive(Default)]
 struct Data {
+    /// Jira's clock: strictly increasing milliseconds, so no two events share a `timestamp`.
+    clock: webhooks::Clock,
     issues: BTreeMap<String, FakeIssue>,
     next_id: u64,
     next_number: HashMap<String, u64>,
@@ -597,7 +607,10 @@ fn route(
             }
             let key = (*key).to_owned();
             match (method.as_str(), rest) {
-                ("GET", []) => json_answer(StatusCode::OK, issue_json(&data.issues[&key], base)),
+                ("GET", []) => json_answer(
+                    StatusCode::OK,
+                    issue_json(&data.issues[&key], base, query.get("fields").map(String::as_str)),
+                ),
                 ("PUT", []) => match json_body() {
                     Ok(request) => edit_issue(data, config, &key, &request),
                     Err(_) => malformed_body(),
@@ -840,6 +853,8 @@ fn create_issue(data: &mut Data, config: &FakeConfig, base: &str, request: &Valu
             status: "To Do".into(),
             remote_links: Vec::new(),
             comments: Vec::new(),
+            custom_fields: BTreeMap::new(),
+            updated: data.clock.tick(),
             created_at: now,
             search_history: vec![(now + config.search_lag, labels)],
         },
@@ -901,19 +916,35 @@ fn edit_issue(data: &mut Data, config: &FakeConfig, key: &str, request: &Value) 
     StatusCode::NO_CONTENT.into_response()
 }
 
-fn issue_json(issue: &FakeIssue, base: &str) -> Value {
+/// `GET /rest/api/3/issue/{key}`: only the fields asked for with `fields=` (all without it, or
+/// with `*all`), as Jira answers; custom fields that are not set are `null`.
+fn issue_json(issue: &FakeIssue, base: &str, wanted: Option<&str>) -> Value {
+    let mut fields = serde_json::Map::new();
+    fields.insert("summary".into(), json!(issue.summary));
+    fields.insert("description".into(), issue.description.clone());
+    fields.insert("labels".into(), json!(issue.labels));
+    fields.insert(
+        "status".into(),
+        json!({"name": issue.status, "id": webhooks::status_id(&issue.status)}),
+    );
+    fields.insert("issuetype".into(), json!({"name": issue.issue_type}));
+    fields.insert("project".into(), json!({"key": issue.project}));
+    fields.insert("updated".into(), json!(webhooks::jira_time(issue.updated)));
+    for (id, value) in &issue.custom_fields {
+        fields.insert(id.clone(), value.clone());
+    }
+    if let Some(wanted) = wanted.filter(|w| !w.split(',').any(|f| f.trim() == "*all")) {
+        let wanted: Vec<&str> = wanted.split(',').map(str::trim).collect();
+        fields.retain(|name, _| wanted.contains(&name.as_str()));
+        for name in wanted.iter().filter(|n| n.starts_with("customfield_")) {
+            fields.entry((*name).to_owned()).or_insert(Value::Null);
+        }
+    }
     json!({
         "id": issue.id.to_string(),
         "key": issue.key,
         "self": format!("{base}/rest/api/3/issue/{}", issue.id),
-        "fields": {
-            "summary": issue.summary,
-            "description": issue.description,
-            "labels": issue.labels,
-            "status": {"name": issue.status},
-            "issuetype": {"name": issue.issue_type},
-            "project": {"key": issue.project},
-        }
+        "fields": fields,
     })
 }
 
