@@ -1,10 +1,12 @@
 //! hookbridge's integration tests: one test binary, one module per area.
 
+mod audit;
 mod change_requests;
 mod cli;
 mod conformance;
 mod durability;
 mod github_sync;
+mod governance;
 mod ingest_http;
 mod ingest_sqs;
 mod jira_client;

@@ -251,9 +251,12 @@ fn check_chain(
                 problems.push(problem(
                     r,
                     format!(
-                        "records {} to {} of this chain are missing before this line (removed)",
+                        "records {} to {} of this chain are missing between line {} of {} and \
+                         this line (removed)",
                         before.seq + 1,
-                        r.seq - 1
+                        r.seq - 1,
+                        before.line,
+                        before.file
                     ),
                 ));
             }

@@ -90,12 +90,13 @@ impl ChangeRequests {
         if let Err(e) = self.audit.record(entry).await {
             tracing::error!(error = %e, cr = %key, "CR read from Jira not audited");
         }
-        if applied.newer {
-            self.found(record, Source::Jira).await
-        } else {
-            // The store already holds something newer than Jira's answer (a webhook came in).
-            let stored = self.store.read(&CrRecordKey(key)).await?.unwrap_or(record);
-            self.found(stored, Source::Cache).await
+        let stored = self.store.read(&CrRecordKey(key)).await?;
+        match stored {
+            // The store holds something newer than Jira's answer (a webhook came in meanwhile).
+            Some(stored) if !applied.newer && stored.updated_at > record.updated_at => {
+                self.found(stored, Source::Cache).await
+            }
+            _ => self.found(record, Source::Jira).await,
         }
     }
 

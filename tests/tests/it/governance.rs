@@ -1,0 +1,362 @@
+//! The governance half end to end, with the real binaries: a signed Jira CR webhook posted to
+//! `hookbridge run` shows in `hookbridge cr status`, Slack gets exactly one alert, and the audit
+//! trail verifies (and catches tampering) — on the embedded store and on Redis. Then the `cr`
+//! commands on their own (Jira fallback, usage and its alerts, exit codes), and two worker
+//! processes and CLI commands writing the audit trail at once.
+
+use std::path::Path;
+use std::process::ExitStatus;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use hookbridge_shared::queue::embedded::{EmbeddedOptions, EmbeddedQueue};
+use hookbridge_tests::github::{GithubIssue, delivery_id, envelope};
+use hookbridge_tests::ingest::{PATIENCE, TestIngest, http};
+use hookbridge_tests::jira_fake::{CrSpec, FakeConfig, JiraFake, JiraUser};
+use hookbridge_tests::process::Proc;
+use hookbridge_tests::slack_fake::{SlackConfig, SlackFake, wait_until};
+use serde_json::{Value, json};
+
+const SECRET: &str = "jira-gov-s3cret";
+
+fn approver() -> JiraUser {
+    JiraUser::new("acc-1", "Grace Governance")
+}
+
+/// Runs `hookbridge ARGS` to completion (off the async runtime).
+async fn hookbridge(args: &[&str], env: &[(&'static str, String)]) -> (ExitStatus, Vec<String>) {
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    let env = env.to_vec();
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let mut proc = Proc::spawn("hookbridge", &args, &env);
+        let status = proc.wait_exit(PATIENCE);
+        (status, proc.output())
+    })
+    .await
+    .expect("join")
+}
+
+/// The JSON line of a command's output.
+fn json_line(output: &[String]) -> Value {
+    let line = output
+        .iter()
+        .find(|l| l.starts_with('{') && !l.contains("\"level\""))
+        .unwrap_or_else(|| panic!("no JSON output: {output:?}"));
+    serde_json::from_str(line).expect("JSON")
+}
+
+/// The store settings of a backend: Redis with a prefix of its own, or nothing (embedded).
+fn store_env(redis: bool) -> Vec<(&'static str, String)> {
+    if !redis {
+        return Vec::new();
+    }
+    let url = std::env::var("HOOKBRIDGE_TEST_REDIS_URL")
+        .expect("HOOKBRIDGE_TEST_REDIS_URL: run under scripts/with-test-services.sh (make test)");
+    vec![
+        ("REDIS_URL", url),
+        (
+            "HOOKBRIDGE_REDIS_PREFIX",
+            format!("hbgov:{}:", uuid::Uuid::new_v4().simple()),
+        ),
+    ]
+}
+
+async fn a_signed_cr_update_shows_alerts_once_and_is_audited(redis: bool) {
+    let jira = JiraFake::start(FakeConfig::default()).await;
+    let slack = SlackFake::start(SlackConfig::default()).await;
+    let store = store_env(redis);
+    let mut run = TestIngest::run_mode()
+        .env("JIRA_WEBHOOK_SECRET", SECRET)
+        .env("SLACK_WEBHOOK_URL", slack.url());
+    for (k, v) in &store {
+        run = run.env(k, v.clone());
+    }
+    let mut run = run.start();
+    let (key, created) = jira.create_change_request(
+        CrSpec::new("Deploy the triage agent to prod")
+            .status("Pending Approval")
+            .field(
+                "customfield_10102",
+                json!([approver().with_role("Change Manager")]),
+            ),
+        &approver(),
+    );
+    let approved = jira.move_change_request(&key, "Approved", &approver());
+    let client = http();
+    let url = run.at("/webhooks/jira");
+    assert_eq!(created.post(&client, &url, SECRET).await, 202);
+    assert_eq!(approved.post(&client, &url, SECRET).await, 202);
+    // Jira retries the approval: same identifier, same body.
+    assert_eq!(approved.post(&client, &url, SECRET).await, 202);
+    // A delivery without the secret is refused.
+    assert_eq!(approved.post(&client, &url, "wrong").await, 401);
+
+    let mut env = vec![("HOOKBRIDGE_DATA_DIR", run.dir.path().display().to_string())];
+    env.extend(store.clone());
+    let deadline = Instant::now() + PATIENCE;
+    let status = loop {
+        let (exit, output) = hookbridge(&["cr", "status", &key, "--json"], &env).await;
+        if exit.success() {
+            let status = json_line(&output);
+            if status["status"] == "Approved" {
+                break status;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{key} never showed as approved:\n{}",
+            run.printed()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(status["source"], "cache");
+    assert_eq!(status["key"], key.as_str());
+    assert_eq!(status["approvers"][0]["name"], "Grace Governance");
+    assert_eq!(status["approvers"][0]["role"], "Change Manager");
+    assert!(status["signature"].is_null());
+    assert!(status["budget_tokens"].is_null());
+    assert!(status["updated_at"].is_string() && status["status_id"].is_string());
+
+    wait_until("the Slack alert", PATIENCE, || !slack.messages().is_empty()).await;
+    // Nothing more arrives: one transition, one alert, despite the redelivery.
+    let until = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < until {
+        assert_eq!(slack.messages().len(), 1, "{:#?}", slack.messages());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let message = &slack.messages()[0];
+    let text = message["text"].as_str().unwrap_or_default();
+    assert!(
+        text.contains(&key) && text.contains("approved"),
+        "{message}"
+    );
+    assert!(text.contains("Grace Governance"), "{message}");
+
+    run.proc.terminate();
+    assert!(run.proc.wait_exit(PATIENCE).success());
+    let (exit, output) = hookbridge(&["audit", "verify"], &env).await;
+    assert!(exit.success(), "{}", output.join("\n"));
+    let records = hookbridge_tests::audit::records(&run.dir.path().join("audit"));
+    for action in ["event.accepted", "cr.status.changed", "slack.alert.sent"] {
+        assert!(
+            records.iter().any(|r| r["action"] == action),
+            "no {action} in the trail"
+        );
+    }
+    // One byte changed in the trail: caught, with file and line.
+    let audit_dir = run.dir.path().join("audit");
+    let file = std::fs::read_dir(&audit_dir)
+        .expect("audit dir")
+        .next()
+        .expect("a file")
+        .expect("entry")
+        .path();
+    let text = std::fs::read_to_string(&file).expect("read");
+    std::fs::write(
+        &file,
+        text.replacen("cr.status.changed", "cr.status.chanGed", 1),
+    )
+    .expect("write");
+    let (exit, output) = hookbridge(&["audit", "verify"], &env).await;
+    assert_eq!(exit.code(), Some(1), "{}", output.join("\n"));
+    let name = file
+        .file_name()
+        .expect("name")
+        .to_string_lossy()
+        .into_owned();
+    assert!(
+        output.join("\n").contains(&format!("{name}:")),
+        "{}",
+        output.join("\n")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_cr_update_shows_alerts_once_and_is_audited_on_the_embedded_store() {
+    a_signed_cr_update_shows_alerts_once_and_is_audited(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_cr_update_shows_alerts_once_and_is_audited_on_redis() {
+    a_signed_cr_update_shows_alerts_once_and_is_audited(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cr_status_and_usage_from_the_command_line() {
+    let jira = JiraFake::start(FakeConfig::default()).await;
+    let slack = SlackFake::start(SlackConfig::default()).await;
+    let (key, _) = jira.create_change_request(
+        CrSpec::new("Agent budget")
+            .status("Approved")
+            .description("Budget: 1,000 tokens"),
+        &approver(),
+    );
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = ("HOOKBRIDGE_DATA_DIR", dir.path().display().to_string());
+    let with_jira = vec![
+        data.clone(),
+        ("JIRA_BASE_URL", jira.base_url()),
+        ("JIRA_EMAIL", jira.email()),
+        ("JIRA_API_TOKEN", jira.token()),
+        ("SLACK_WEBHOOK_URL", slack.url()),
+    ];
+    let (exit, output) = hookbridge(&["cr", "status", &key], &with_jira).await;
+    let text = output.join("\n");
+    assert!(exit.success(), "{text}");
+    assert!(
+        text.contains("Approved") && text.contains("read from Jira"),
+        "{text}"
+    );
+    assert!(text.contains("0 of 1000 tokens used"), "{text}");
+    let (_, output) = hookbridge(&["cr", "status", &key, "--json"], &with_jira).await;
+    assert_eq!(json_line(&output)["source"], "cache");
+    let (_, output) = hookbridge(&["cr", "status", &key, "--json", "--refresh"], &with_jira).await;
+    assert_eq!(json_line(&output)["source"], "jira");
+
+    // Exit codes: unknown CR 1, a key that is not one 2, a miss with no Jira to ask 2.
+    let (exit, output) = hookbridge(&["cr", "status", "CR-4040"], &with_jira).await;
+    assert_eq!(exit.code(), Some(1), "{}", output.join("\n"));
+    assert!(output.join("\n").contains("not found in Jira"));
+    let (exit, _) = hookbridge(&["cr", "status", "not a key"], &with_jira).await;
+    assert_eq!(exit.code(), Some(2));
+    let (exit, output) = hookbridge(&["cr", "status", "CR-77"], &[data.clone()]).await;
+    assert_eq!(exit.code(), Some(2));
+    assert!(
+        output.join("\n").contains("JIRA_BASE_URL"),
+        "{}",
+        output.join("\n")
+    );
+    let (exit, _) = hookbridge(&["cr", "usage", &key, "--tokens", "0"], &with_jira).await;
+    assert_eq!(exit.code(), Some(2));
+
+    // Usage: 80 % alerts once, 100 % alerts once.
+    let usage = |tokens: &'static str| {
+        let env = with_jira.clone();
+        let key = key.clone();
+        async move {
+            let (exit, output) = hookbridge(
+                &[
+                    "cr",
+                    "usage",
+                    &key,
+                    "--tokens",
+                    tokens,
+                    "--agent",
+                    "triage-bot",
+                    "--json",
+                ],
+                &env,
+            )
+            .await;
+            assert!(exit.success(), "{}", output.join("\n"));
+            json_line(&output)
+        }
+    };
+    let first = usage("800").await;
+    assert_eq!(
+        (first["used_tokens"].clone(), first["budget_tokens"].clone()),
+        (json!(800), json!(1000))
+    );
+    assert_eq!(first["percent"], 80.0);
+    assert_eq!(first["alerts"], json!(["budget_warning"]));
+    assert_eq!(usage("100").await["alerts"], json!([]));
+    assert_eq!(usage("100").await["alerts"], json!(["budget_exhausted"]));
+    assert_eq!(usage("5").await["alerts"], json!([]));
+    wait_until("both usage alerts in Slack", PATIENCE, || {
+        slack.messages().len() == 2
+    })
+    .await;
+    let (_, output) = hookbridge(&["cr", "status", &key, "--json"], &with_jira).await;
+    assert_eq!(json_line(&output)["budget_used_tokens"], 1005);
+    let (exit, output) = hookbridge(&["audit", "verify"], &[data]).await;
+    assert!(exit.success(), "{}", output.join("\n"));
+}
+
+fn queue(dir: &Path) -> EmbeddedQueue {
+    EmbeddedQueue::open(EmbeddedOptions::in_dir(dir, "queue.db")).expect("embedded queue")
+}
+
+/// Two worker processes and several CLI commands write the audit trail at the same time: every
+/// chain stays valid.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_workers_and_the_cli_keep_every_audit_chain_valid() {
+    let jira = JiraFake::start(FakeConfig::default()).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let q = queue(dir.path());
+    for number in 1..=30 {
+        let issue = GithubIssue::new("octo/audit", number);
+        q.send(Bytes::from(envelope(
+            "issues",
+            &delivery_id(),
+            &issue.event("opened"),
+        )))
+        .await
+        .expect("enqueue");
+    }
+    let (key, created) = jira.create_change_request(CrSpec::new("Chained"), &approver());
+    q.send(Bytes::from(created.envelope()))
+        .await
+        .expect("enqueue");
+    for status in ["Pending Approval", "Approved", "Rejected"] {
+        let moved = jira.move_change_request(&key, status, &approver());
+        q.send(Bytes::from(moved.envelope()))
+            .await
+            .expect("enqueue");
+    }
+    let data = ("HOOKBRIDGE_DATA_DIR", dir.path().display().to_string());
+    let env = vec![
+        data.clone(),
+        ("JIRA_PROJECT_KEY", "DEMO".to_owned()),
+        ("WORKER_CONCURRENCY", "4".to_owned()),
+    ];
+    let mut workers: Vec<Proc> = (0..2)
+        .map(|_| Proc::spawn("hookbridge-worker", &[], &env))
+        .collect();
+    let mut cli = tokio::task::JoinSet::new();
+    for i in 0..4 {
+        let env = vec![data.clone()];
+        let key = key.clone();
+        cli.spawn(async move {
+            hookbridge(
+                &[
+                    "cr",
+                    "usage",
+                    &key,
+                    "--tokens",
+                    "10",
+                    "--agent",
+                    &format!("a{i}"),
+                ],
+                &env,
+            )
+            .await
+        });
+    }
+    while let Some(done) = cli.join_next().await {
+        let (exit, output) = done.expect("join");
+        assert!(exit.success(), "{}", output.join("\n"));
+    }
+    let deadline = Instant::now() + PATIENCE;
+    while q.depth().await.unwrap_or(1) > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the workers did not empty the queue"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for worker in &mut workers {
+        worker.terminate();
+        assert!(worker.wait_exit(PATIENCE).success());
+    }
+    let (exit, output) = hookbridge(&["audit", "verify", "--json"], &[data]).await;
+    assert!(exit.success(), "{}", output.join("\n"));
+    let report = json_line(&output);
+    assert!(report["chains"].as_u64().unwrap_or(0) >= 6, "{report}");
+    let records = hookbridge_tests::audit::records(&dir.path().join("audit"));
+    let accepted = records
+        .iter()
+        .filter(|r| r["action"] == "event.accepted")
+        .count();
+    assert_eq!(accepted, 34, "every event accepted once");
+}
