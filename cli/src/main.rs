@@ -27,7 +27,7 @@ enum Command {
     Cr(commands::cr::CrCommand),
     /// The audit trail: verify its hash chains.
     #[command(subcommand)]
-    Audit(commands::audit::AuditCommand),
+    Audit(Box<commands::audit::AuditCommand>),
 }
 
 /// A failure with its exit code; printed as one line `hookbridge: <reason>`.
@@ -67,7 +67,7 @@ async fn main() {
         Command::SendTestEvent(args) => commands::send_test_event::run(args).await,
         Command::Config(command) => commands::config::run(command),
         Command::Cr(command) => commands::cr::run(command).await,
-        Command::Audit(command) => commands::audit::run(command).await,
+        Command::Audit(command) => commands::audit::run(*command).await,
     };
     if let Err(failure) = result {
         exit(failure);

@@ -220,7 +220,7 @@ async fn cr_status_and_usage_from_the_command_line() {
     assert!(output.join("\n").contains("not found in Jira"));
     let (exit, _) = hookbridge(&["cr", "status", "not a key"], &with_jira).await;
     assert_eq!(exit.code(), Some(2));
-    let (exit, output) = hookbridge(&["cr", "status", "CR-77"], &[data.clone()]).await;
+    let (exit, output) = hookbridge(&["cr", "status", "CR-77"], std::slice::from_ref(&data)).await;
     assert_eq!(exit.code(), Some(2));
     assert!(
         output.join("\n").contains("JIRA_BASE_URL"),
