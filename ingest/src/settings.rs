@@ -21,6 +21,12 @@ pub struct IngestArgs {
     #[arg(long, env = "JIRA_WEBHOOK_SECRET", hide_env_values = true, value_parser = parse_secrets)]
     pub jira_webhook_secret: Option<WebhookSecrets>,
 
+    /// How Jira webhooks authenticate: `hmac` (X-Hub-Signature, admin webhooks with a secret), or
+    /// `hmac-or-shared-secret`, which also accepts `X-Webhook-Signature: sha256=<secret>` from Jira
+    /// Automation rules, which cannot sign (weaker: proves the secret, not the body).
+    #[arg(long, env = "JIRA_WEBHOOK_AUTH", default_value = "hmac", value_parser = parse_jira_auth)]
+    pub jira_webhook_auth: JiraWebhookAuth,
+
     /// Accept webhooks on routes that have no secret configured (development only).
     #[arg(long, env = "HOOKBRIDGE_ALLOW_UNSIGNED", default_value_t = false,
           action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
@@ -50,8 +56,25 @@ pub struct IngestArgs {
     pub shutdown_timeout: Duration,
 }
 
+fn parse_jira_auth(value: &str) -> Result<JiraWebhookAuth, String> {
+    match value.trim() {
+        "hmac" => Ok(JiraWebhookAuth::Hmac),
+        "hmac-or-shared-secret" => Ok(JiraWebhookAuth::HmacOrSharedSecret),
+        _ => Err("expected hmac or hmac-or-shared-secret".into()),
+    }
+}
+
 fn parse_secrets(value: &str) -> Result<WebhookSecrets, String> {
     WebhookSecrets::parse(value).map_err(|e| e.to_string())
+}
+
+/// `JIRA_WEBHOOK_AUTH`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JiraWebhookAuth {
+    /// `X-Hub-Signature` HMAC only.
+    Hmac,
+    /// HMAC, or the shared-secret header of Jira Automation.
+    HmacOrSharedSecret,
 }
 
 /// How one webhook route authenticates.
@@ -59,6 +82,9 @@ fn parse_secrets(value: &str) -> Result<WebhookSecrets, String> {
 pub enum RouteAuth {
     /// HMAC-SHA256 with any of these secrets.
     Signed(WebhookSecrets),
+    /// HMAC as [`RouteAuth::Signed`] when the signature header is present; otherwise the secret
+    /// itself in `X-Webhook-Signature: sha256=<secret>` (Jira Automation's "Send web request").
+    SignedOrSharedSecret(WebhookSecrets),
     /// No secret and `HOOKBRIDGE_ALLOW_UNSIGNED=true`: accept without checking.
     Unsigned,
     /// No secret: refuse every request with 401.
@@ -102,7 +128,12 @@ impl IngestSettings {
             None => RouteAuth::Refuse,
         };
         let github = auth(args.github_webhook_secret.clone());
-        let jira = auth(jira_secret);
+        let jira = match (auth(jira_secret), args.jira_webhook_auth) {
+            (RouteAuth::Signed(secrets), JiraWebhookAuth::HmacOrSharedSecret) => {
+                RouteAuth::SignedOrSharedSecret(secrets)
+            }
+            (jira, _) => jira,
+        };
         if matches!((&github, &jira), (RouteAuth::Refuse, RouteAuth::Refuse)) {
             return Err(ConfigError::new(
                 "GITHUB_WEBHOOK_SECRET",
@@ -163,6 +194,12 @@ impl IngestSettings {
                 )),
                 RouteAuth::Refuse => out.push(format!(
                     "{var} is not set: every {name} webhook will be refused with 401"
+                )),
+                RouteAuth::SignedOrSharedSecret(_) => out.push(format!(
+                    "{name} webhooks without an HMAC signature are accepted with the secret itself \
+                     in X-Webhook-Signature (JIRA_WEBHOOK_AUTH=hmac-or-shared-secret, for Jira \
+                     Automation): this proves the caller knows {var}, not that the body is what \
+                     was sent; prefer an admin webhook with a secret"
                 )),
                 RouteAuth::Signed(_) => {}
             }

@@ -9,7 +9,8 @@ use std::fmt;
 use bytes::Bytes;
 use hmac::{Hmac, KeyInit, Mac};
 use secrecy::{ExposeSecret, SecretString};
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -75,6 +76,38 @@ impl WebhookSecrets {
                 .is_ok();
         }
         if matched {
+            Ok(Verified(body))
+        } else {
+            Err(SignatureError::Mismatch)
+        }
+    }
+
+    /// Checks a shared-secret header, `sha256=<secret>` — what a Jira Automation rule's "Send web
+    /// request" action can send, as it cannot compute an HMAC — against every active secret, in
+    /// constant time. This proves the caller knows the secret; unlike [`Self::verify`], it does
+    /// not prove the body is the one that was sent, which is why it is off unless a route opts in.
+    ///
+    /// # Errors
+    /// [`SignatureError`] when the header is missing, not `sha256=…`, or matches no secret.
+    pub fn verify_shared_secret(
+        &self,
+        header: Option<&str>,
+        body: Bytes,
+    ) -> Result<Verified, SignatureError> {
+        let presented = header
+            .ok_or(SignatureError::Missing)?
+            .trim()
+            .strip_prefix("sha256=")
+            .filter(|s| !s.is_empty())
+            .ok_or(SignatureError::Malformed)?;
+        // Digests have one length whatever the secrets', so the comparison time reveals nothing.
+        let presented = Sha256::digest(presented.as_bytes());
+        let mut matched = subtle::Choice::from(0);
+        for secret in &self.0 {
+            let expected = Sha256::digest(secret.expose_secret().as_bytes());
+            matched |= expected.as_slice().ct_eq(presented.as_slice());
+        }
+        if bool::from(matched) {
             Ok(Verified(body))
         } else {
             Err(SignatureError::Mismatch)
@@ -185,6 +218,35 @@ mod tests {
                 secrets.verify(Some(bad), body.clone()).unwrap_err(),
                 SignatureError::Malformed,
                 "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn shared_secret_headers_match_any_active_secret_and_nothing_else() {
+        let secrets = WebhookSecrets::parse("old-one,new-one").unwrap();
+        let body = Bytes::from_static(b"{}");
+        for ok in ["sha256=old-one", " sha256=new-one "] {
+            assert!(
+                secrets.verify_shared_secret(Some(ok), body.clone()).is_ok(),
+                "{ok}"
+            );
+        }
+        for (bad, error) in [
+            (None, SignatureError::Missing),
+            (Some("old-one"), SignatureError::Malformed),
+            (Some("sha256="), SignatureError::Malformed),
+            (Some("sha256=old-on"), SignatureError::Mismatch),
+            (Some("sha256=old-one2"), SignatureError::Mismatch),
+            (
+                Some(&*sign_with("old-one", b"{}")),
+                SignatureError::Mismatch,
+            ),
+        ] {
+            assert_eq!(
+                secrets.verify_shared_secret(bad, body.clone()).unwrap_err(),
+                error,
+                "{bad:?}"
             );
         }
     }

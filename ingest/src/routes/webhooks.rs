@@ -63,14 +63,21 @@ fn body_encoding(req: &HttpRequest, allow_form: bool) -> Result<BodyEncoding, In
     }
 }
 
+/// Checks the request's signature header `signature` (or, where the route allows it, the
+/// shared-secret header) against the route's secrets.
 fn authenticate(
     auth: &RouteAuth,
     variable: &'static str,
-    header: Option<&str>,
+    req: &HttpRequest,
+    signature: &str,
     body: Bytes,
 ) -> Result<Verified, IngestError> {
     match auth {
-        RouteAuth::Signed(secrets) => Ok(secrets.verify(header, body)?),
+        RouteAuth::Signed(secrets) => Ok(secrets.verify(header(req, signature), body)?),
+        RouteAuth::SignedOrSharedSecret(secrets) => match header(req, signature) {
+            Some(hmac) => Ok(secrets.verify(Some(hmac), body)?),
+            None => Ok(secrets.verify_shared_secret(header(req, "x-webhook-signature"), body)?),
+        },
         RouteAuth::Unsigned => Ok(Verified::unsigned(body)),
         RouteAuth::Refuse => Err(IngestError::NoSecretConfigured { variable }),
     }
@@ -150,7 +157,8 @@ pub async fn github(
     let verified = authenticate(
         &state.settings.github,
         "GITHUB_WEBHOOK_SECRET",
-        header(&req, "x-hub-signature-256"),
+        &req,
+        "x-hub-signature-256",
         body,
     )?;
     let event = required_header(&req, "x-github-event")?.to_owned();
@@ -193,7 +201,8 @@ pub async fn jira(
     let verified = authenticate(
         &state.settings.jira,
         "JIRA_WEBHOOK_SECRET",
-        header(&req, "x-hub-signature"),
+        &req,
+        "x-hub-signature",
         body,
     )?;
     // Jira's identifier is stable across its retries; without one, the body's hash is, too.

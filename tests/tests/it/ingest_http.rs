@@ -650,6 +650,68 @@ async fn jira_deliveries_are_verified_and_keyed_by_the_atlassian_identifier() {
     assert_eq!(post(&aliased, "/webhooks/jira", &delivery).await.0, 202);
 }
 
+/// Jira Automation's "Send web request" can only add a fixed header, so
+/// `JIRA_WEBHOOK_AUTH=hmac-or-shared-secret` also accepts `X-Webhook-Signature: sha256=<secret>`:
+/// off by default, compared in constant time, announced with a warning at start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_jira_automation_shared_secret_header_is_opt_in() {
+    let automation = |secret: &str| {
+        Delivery::jira(&jira_issue_updated("CR-10", "Approved"))
+            .header("X-Webhook-Signature", &format!("sha256={secret}"))
+    };
+    // Off by default: the header alone gets nowhere.
+    let strict = ingest();
+    let (status, body) = post(&strict, "/webhooks/jira", &automation(JIRA_SECRET)).await;
+    assert_eq!(status, 401, "{body}");
+    assert!(!strict.printed().contains("X-Webhook-Signature"));
+
+    let open = TestIngest::ingest()
+        .env("JIRA_WEBHOOK_SECRET", JIRA_SECRET)
+        .env("JIRA_WEBHOOK_AUTH", "hmac-or-shared-secret")
+        .start();
+    assert!(
+        open.printed().contains("X-Webhook-Signature"),
+        "no warning at start:\n{}",
+        open.printed()
+    );
+    let delivery = automation(JIRA_SECRET);
+    assert_eq!(
+        post(&open, "/webhooks/jira", &delivery).await,
+        (202, json!({"status": "queued", "delivery": delivery.id}))
+    );
+    // Admin webhooks still sign, and a signature is still checked when one is sent.
+    let signed = Delivery::jira(&jira_issue_updated("CR-11", "Approved")).jira_signed(JIRA_SECRET);
+    assert_eq!(post(&open, "/webhooks/jira", &signed).await.0, 202);
+    let wrong_hmac = automation(JIRA_SECRET).jira_signed("not-the-secret");
+    for (delivery, context) in [
+        (automation("not-the-secret"), "a wrong secret"),
+        (automation(&format!("{JIRA_SECRET}x")), "a longer secret"),
+        (
+            Delivery::jira(&jira_issue_updated("CR-10", "Approved"))
+                .header("X-Webhook-Signature", JIRA_SECRET),
+            "no sha256= prefix",
+        ),
+        (wrong_hmac, "a wrong HMAC beside a right shared secret"),
+    ] {
+        let (status, body) = post(&open, "/webhooks/jira", &delivery).await;
+        assert_eq!(status, 401, "{context}: {body}");
+        assert_error_shape(status, &body, context);
+    }
+    // The GitHub route never takes it.
+    let github = Delivery::github("issues", &opened(3))
+        .without("X-Hub-Signature-256")
+        .header("X-Webhook-Signature", &format!("sha256={JIRA_SECRET}"));
+    assert_eq!(post(&open, "/webhooks/github", &github).await.0, 401);
+    let queued = embedded_queue_contents(open.dir.path()).await;
+    assert_eq!(queued.len(), 2);
+    assert!(
+        queued
+            .iter()
+            .all(|e| !e.headers.contains_key("x-webhook-signature"))
+    );
+    assert_no_secrets_printed(&open, &[]);
+}
+
 /// The value of the sample of `family` whose labels include all of `labels`.
 fn sample(metrics: &str, family: &str, labels: &[(&str, &str)]) -> Option<f64> {
     metrics.lines().find_map(|line| {
@@ -881,6 +943,10 @@ fn bad_configuration_exits_2_with_a_one_line_reason_naming_the_key() {
         (
             with_secret().env("HOOKBRIDGE_BIND", busy_addr),
             "HOOKBRIDGE_BIND",
+        ),
+        (
+            with_secret().env("JIRA_WEBHOOK_AUTH", "maybe"),
+            "JIRA_WEBHOOK_AUTH",
         ),
     ];
     // All at once: each must stop by itself.
