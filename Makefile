@@ -5,7 +5,7 @@ CARGO ?= cargo
 DATA_DIR ?= ./data
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 
-.PHONY: run demo test lint build release bench clean-test-env
+.PHONY: run demo demo-cr test lint build release bench clean-test-env
 
 ## Build and start one-machine mode (ingest + worker, embedded queue) on 127.0.0.1:8080.
 run: release
@@ -16,6 +16,12 @@ demo:
 	@test -f $(DATA_DIR)/dev-webhook-secret || { echo "no $(DATA_DIR)/dev-webhook-secret: start 'make run' first"; exit 2; }
 	@test -x $(TARGET_DIR)/release/hookbridge || $(CARGO) build --release --bins
 	GITHUB_WEBHOOK_SECRET="$$(cat $(DATA_DIR)/dev-webhook-secret)" $(TARGET_DIR)/release/hookbridge send-test-event
+
+## Post signed Jira webhooks approving CR-2026-0001 to the server `make run` started; show the CR,
+## its (dry-run) Slack alert and the audit trail check.
+demo-cr:
+	@test -x $(TARGET_DIR)/release/hookbridge || $(CARGO) build --release --bins
+	DATA_DIR=$(DATA_DIR) scripts/demo-cr.sh
 
 ## Format check, clippy, then every test against a private Redis and moto_server (started and
 ## stopped by scripts/with-test-services.sh, also on failure).

@@ -18,5 +18,5 @@ export LOG_FORMAT="${LOG_FORMAT:-text}"
 # Without a Jira the worker runs dry: the Jira requests it would send land in the audit trail.
 # A default project makes the dry run show a complete request for the sample event.
 export JIRA_PROJECT_KEY="${JIRA_PROJECT_KEY:-DEMO}"
-echo "webhook secret: $secret_file   (send a signed sample event: make demo)"
+echo "webhook secret: $secret_file   (send a signed sample event: make demo; approve a sample CR: make demo-cr)"
 exec "${CARGO_TARGET_DIR:-target}/release/hookbridge" run "$@"

@@ -69,12 +69,13 @@ fn print_report(dir: &std::path::Path, report: &Report) {
             .unwrap_or_default();
         println!("{}:{}: {}{chain}", p.file, p.line, p.problem);
     }
+    let count = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
     println!(
-        "{}: {} files, {} records, {} chains{}: {}",
+        "{}: {}, {}, {}{}: {}",
         dir.display(),
-        report.files,
-        report.records,
-        report.chains,
+        count(report.files, "file"),
+        count(report.records, "record"),
+        count(report.chains, "chain"),
         if report.expired_chains > 0 {
             format!(" ({} expired by retention)", report.expired_chains)
         } else {

@@ -1,5 +1,6 @@
 //! `hookbridge config check FILE`: validates a configuration file (event filters and routing
-//! rules) the way the ingest and worker will at start, and summarises what it routes where.
+//! rules, approver role fields) the way the ingest and worker will at start, and summarises what it
+//! routes where.
 
 use std::path::PathBuf;
 
@@ -41,13 +42,16 @@ pub fn run(command: ConfigCommand) -> Result<(), Failure> {
                 .transpose()
                 .map_err(|e| Failure::config(format!("JIRA_PROJECT_KEY: {e}")))?;
             let routing = Routing {
-                rules: config.routes,
+                rules: config.routes.clone(),
                 default_project,
                 default_issue_type: jira_issue_type,
             };
             routing
                 .validate()
                 .map_err(|e| Failure::check(format!("{}: {e}", file.display())))?;
+            let approver_roles =
+                hookbridge_worker::settings::change_requests::approver_roles(&config)
+                    .map_err(|e| Failure::check(format!("{}: {e}", file.display())))?;
             println!("{}: ok", file.display());
             println!(
                 "  ingest: github events {:?}, jira events {:?}",
@@ -70,6 +74,9 @@ pub fn run(command: ConfigCommand) -> Result<(), Failure> {
                             .unwrap_or(&routing.default_issue_type)
                     );
                 }
+            }
+            for role in &approver_roles {
+                println!("  approvers: {} approve as {:?}", role.field, role.role);
             }
             match &routing.default_project {
                 Some(p) => println!(

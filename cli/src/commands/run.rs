@@ -64,8 +64,31 @@ pub async fn run(args: RunArgs) -> Result<(), Failure> {
                 .display()
         ),
     }
+    let cr = &worker_settings.change_requests;
+    println!(
+        "  change requests {} (approved: {})",
+        cr.filter
+            .projects
+            .iter()
+            .map(|p| p.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        cr.config.statuses.approved.join(", ")
+    );
+    println!(
+        "  slack          {}",
+        if cr.slack.is_some() {
+            "alerts to SLACK_WEBHOOK_URL"
+        } else {
+            "dry-run (no SLACK_WEBHOOK_URL): alerts are written to the audit trail"
+        }
+    );
+    println!("  audit trail    {}", worker_settings.audit_dir.display());
     println!(
         "  send a test event:  GITHUB_WEBHOOK_SECRET=<secret> hookbridge send-test-event --url {url}"
+    );
+    println!(
+        "  approve a test CR:  JIRA_WEBHOOK_SECRET=<secret> hookbridge send-test-event --url {url} --cr CR-2026-0001"
     );
     let config = startup::consumer_config(&args.worker, &args.common);
     let worker = tokio::spawn(startup::run(worker, queue, config, shutdown.clone()));

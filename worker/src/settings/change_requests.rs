@@ -111,6 +111,29 @@ fn field_id(key: &str, value: &str) -> Result<String, ConfigError> {
     }
 }
 
+/// The `[[change_requests.approver_roles]]` of the TOML file, checked: a Jira field id and a role
+/// each. `hookbridge config check` runs this too.
+///
+/// # Errors
+/// [`ConfigError`] naming the entry's key.
+pub fn approver_roles(file: &FileConfig) -> Result<Vec<ApproverRoleField>, ConfigError> {
+    file.change_requests
+        .approver_roles
+        .iter()
+        .map(|r| {
+            let field = field_id("change_requests.approver_roles.field", &r.field)?;
+            let role = r.role.trim().to_owned();
+            if role.is_empty() {
+                return Err(ConfigError::new(
+                    "change_requests.approver_roles.role",
+                    format!("the role for field {field} is empty"),
+                ));
+            }
+            Ok(ApproverRoleField { role, field })
+        })
+        .collect()
+}
+
 impl CrArgs {
     /// # Errors
     /// [`ConfigError`] naming the key: a project key or field id that cannot be one, no approved
@@ -144,23 +167,7 @@ impl CrArgs {
                 "must be at least 1h: a record must outlive Jira's late deliveries",
             ));
         }
-        let approver_roles = file
-            .change_requests
-            .approver_roles
-            .iter()
-            .map(|r| {
-                Ok(ApproverRoleField {
-                    role: r.role.trim().to_owned(),
-                    field: field_id("change_requests.approver_roles.field", &r.field)?,
-                })
-            })
-            .collect::<Result<Vec<_>, ConfigError>>()?;
-        if let Some(empty) = approver_roles.iter().find(|r| r.role.is_empty()) {
-            return Err(ConfigError::new(
-                "change_requests.approver_roles.role",
-                format!("the role for field {} is empty", empty.field),
-            ));
-        }
+        let approver_roles = approver_roles(file)?;
         let slack = self
             .slack_webhook_url
             .as_deref()

@@ -1,0 +1,136 @@
+//! `make bench` — how fast a Jira Change Request webhook becomes visible.
+//!
+//! The release `hookbridge run` (ingest and worker in one process, embedded queue) takes signed
+//! `jira:issue_updated` webhooks approving CRs, one at a time; for each, the time from the ingest's
+//! `202` to the record being in the store with the new status (polled every 2 ms) is measured, on
+//! the embedded store and on Redis. Then the release `hookbridge cr status CR-ID --json`, a whole
+//! process from start to exit, is timed on the same data. The goal: a CR update visible in `cr
+//! status` within a second.
+
+use std::time::{Duration, Instant};
+
+use hookbridge_tests::ingest::http;
+use hookbridge_tests::jira_fake::{CrSpec, FakeConfig, JiraFake, JiraUser};
+use hookbridge_tests::process::{Proc, release_binary};
+use hookbridge_worker::change_requests::record::CrKey;
+use hookbridge_worker::store::keys::CrRecordKey;
+use hookbridge_worker::store::{EMBEDDED_FILE_NAME, Store};
+
+const SECRET: &str = "bench-jira-secret";
+const UPDATES: usize = 30;
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    runtime.block_on(async {
+        println!("# Change Request webhook → visible in the store / `cr status`");
+        for redis in [false, true] {
+            run(redis).await;
+        }
+    });
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_precision_loss
+    )]
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+async fn run(redis: bool) {
+    let jira = JiraFake::start(FakeConfig::default()).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut env: Vec<(&str, String)> = vec![
+        ("HOOKBRIDGE_BIND", "127.0.0.1:0".into()),
+        ("HOOKBRIDGE_DATA_DIR", dir.path().display().to_string()),
+        ("JIRA_WEBHOOK_SECRET", SECRET.into()),
+        ("RUST_LOG", "warn".into()),
+    ];
+    let prefix = format!("hbbench:{}:", uuid::Uuid::new_v4().simple());
+    if redis {
+        let url = std::env::var("HOOKBRIDGE_TEST_REDIS_URL")
+            .expect("HOOKBRIDGE_TEST_REDIS_URL: run through `make bench`");
+        env.push(("REDIS_URL", url));
+        env.push(("HOOKBRIDGE_REDIS_PREFIX", prefix.clone()));
+    }
+    let mut server = Proc::spawn_path(&release_binary("hookbridge"), &["run"], &env);
+    let url = server.wait_listening(Duration::from_secs(30));
+    let store = if redis {
+        let url = std::env::var("HOOKBRIDGE_TEST_REDIS_URL").expect("redis url");
+        Store::connect_redis(&url, &prefix).await.expect("redis")
+    } else {
+        Store::open_embedded(&dir.path().join(EMBEDDED_FILE_NAME)).expect("store")
+    };
+    let user = JiraUser::new("bench-1", "Bench Approver");
+    let client = http();
+    let mut latencies = Vec::new();
+    let mut keys = Vec::new();
+    for _ in 0..UPDATES {
+        let (key, _) =
+            jira.create_change_request(CrSpec::new("Bench CR").status("Pending Approval"), &user);
+        let approved = jira.move_change_request(&key, "Approved", &user);
+        let cr = CrKey::parse(&key).expect("key");
+        let sent = Instant::now();
+        let status = approved
+            .post(&client, &format!("{url}/webhooks/jira"), SECRET)
+            .await;
+        assert_eq!(status, 202);
+        let accepted = Instant::now();
+        loop {
+            let record = store.read(&CrRecordKey(&cr)).await.expect("read");
+            if record.is_some_and(|r| r.status == "Approved") {
+                break;
+            }
+            assert!(
+                sent.elapsed() < Duration::from_secs(30),
+                "{key} never arrived"
+            );
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        latencies.push(accepted.elapsed());
+        keys.push(key);
+    }
+    latencies.sort();
+    let backend = if redis { "Redis" } else { "embedded" };
+    println!(
+        "{backend} store: {UPDATES} CR approvals, 202 → record in the store: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        ms(percentile(&latencies, 0.5)),
+        ms(percentile(&latencies, 0.99)),
+        ms(*latencies.last().expect("one"))
+    );
+    // The command as a CI job runs it: spawned, waited for, its output read.
+    let mut cli = Vec::new();
+    for key in keys.iter().take(20) {
+        let started = Instant::now();
+        let output = std::process::Command::new(release_binary("hookbridge"))
+            .args(["cr", "status", key, "--json"])
+            .env_clear()
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .output()
+            .expect("run hookbridge cr status");
+        cli.push(started.elapsed());
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(String::from_utf8_lossy(&output.stdout).contains("\"Approved\""));
+    }
+    cli.sort();
+    println!(
+        "{backend} store: `hookbridge cr status --json`, whole process: p50 {:.1} ms, max {:.1} ms",
+        ms(percentile(&cli, 0.5)),
+        ms(*cli.last().expect("one"))
+    );
+    server.terminate();
+    server.wait_exit(Duration::from_secs(30));
+}
