@@ -12,6 +12,7 @@ use hookbridge_shared::queue::embedded::{EmbeddedOptions, EmbeddedQueue};
 use hookbridge_tests::github::{GithubIssue, delivery_id, envelope};
 use hookbridge_tests::jira_fake::{FakeConfig, JiraFake};
 use hookbridge_tests::process::Proc;
+use hookbridge_tests::slack_fake::{SlackConfig, SlackFake};
 use reqwest::Method;
 
 const PATIENCE: Duration = Duration::from_secs(40);
@@ -193,12 +194,46 @@ async fn a_permanent_jira_error_goes_to_the_dead_letter_store_with_the_reason() 
         ),
     )
     .await;
-    let env = worker_env(&fake, dir.path(), &[("JIRA_ISSUE_TYPE", "Epic")]);
+    let slack = SlackFake::start(SlackConfig::default()).await;
+    let slack_url = slack.url();
+    let env = worker_env(
+        &fake,
+        dir.path(),
+        &[
+            ("JIRA_ISSUE_TYPE", "Epic"),
+            ("SLACK_WEBHOOK_URL", &slack_url),
+        ],
+    );
     let mut worker = Proc::spawn("hookbridge-worker", &[], &env);
     eventually("the message to be dead-lettered", || async {
         q.dead_letters(10).await.is_ok_and(|d| d.len() == 1)
     })
     .await;
+    // Dead-lettered: audited with the reason, and alerted to Slack once.
+    eventually("the dead-letter alert in Slack", || async {
+        !slack.messages().is_empty()
+    })
+    .await;
+    let alert = slack.messages()[0]["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        alert.contains("dead-lettered") && alert.contains("issue type"),
+        "{alert}"
+    );
+    let records = hookbridge_tests::audit::records(&dir.path().join("audit"));
+    let audited = records
+        .iter()
+        .find(|r| r["action"] == "message.dead_lettered")
+        .expect("the dead letter is audited");
+    assert!(
+        audited["detail"]["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("400")
+    );
+    assert_eq!(audited["ids"]["event"], "issues");
     let dead = q.dead_letters(10).await.expect("dlq");
     let reason = dead[0].last_error.clone().unwrap_or_default();
     assert!(
@@ -217,19 +252,40 @@ async fn a_permanent_jira_error_goes_to_the_dead_letter_store_with_the_reason() 
     );
     worker.terminate();
     assert!(worker.wait_exit(PATIENCE).success());
+    assert_eq!(slack.messages().len(), 1, "one alert per dead letter");
     // No secret in what the worker printed.
     let printed = worker.output().join("\n");
     assert!(
         !printed.contains(&fake.token()),
         "the API token leaked into the logs"
     );
+    assert!(
+        !printed.contains(&slack_url),
+        "the Slack URL leaked into the logs"
+    );
 }
 
 #[test]
 fn bad_configuration_is_refused_with_the_key() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let cases: [(&[(&str, &str)], &str); 3] = [
+    let cases: [(&[(&str, &str)], &str); 10] = [
         (&[("JIRA_BASE_URL", "ftp://jira")], "JIRA_BASE_URL"),
+        (&[("CR_CACHE_TTL", "5m")], "CR_CACHE_TTL"),
+        (&[("CR_CACHE_TTL", "soon")], "CR_CACHE_TTL"),
+        (&[("CR_PROJECT_KEYS", "cr,ops")], "CR_PROJECT_KEYS"),
+        (
+            &[("CR_APPROVER_FIELD", "custom field")],
+            "CR_APPROVER_FIELD",
+        ),
+        (&[("CR_APPROVED_STATUSES", ",")], "CR_APPROVED_STATUSES"),
+        (
+            &[("CR_REJECTED_STATUSES", "Rejected,approved")],
+            "CR_REJECTED_STATUSES",
+        ),
+        (
+            &[("SLACK_WEBHOOK_URL", "hooks.slack.com/services/x")],
+            "SLACK_WEBHOOK_URL",
+        ),
         (
             &[
                 ("JIRA_BASE_URL", "http://127.0.0.1:9"),
@@ -253,6 +309,10 @@ fn bad_configuration_is_refused_with_the_key() {
         );
         let printed = worker.output().join("\n");
         assert!(printed.contains(key), "{key} not named in: {printed}");
+        assert!(
+            !printed.contains("hooks.slack.com/services/x"),
+            "the Slack URL was printed: {printed}"
+        );
     }
 }
 

@@ -124,6 +124,10 @@ impl Dispatcher {
     /// # Errors
     /// [`StoreError`] when the store cannot be reached.
     pub async fn drain(&self, stop: &CancellationToken) -> Result<usize, StoreError> {
+        // A read first: polling an empty outbox must not cost a lock write every few seconds.
+        if self.store.list(&AlertOutbox, 0, 1).await?.is_empty() {
+            return Ok(0);
+        }
         let Some(guard) = self
             .store
             .try_lock(&LockName::alert_dispatcher(), self.config.lock_ttl)

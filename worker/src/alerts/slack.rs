@@ -163,6 +163,9 @@ fn plain(alert: &Alert) -> String {
     if let Some(summary) = &alert.summary {
         line.push_str(&format!(": {}", cut(summary, SUMMARY_CHARS)));
     }
+    if let Some(detail) = &alert.detail {
+        line.push_str(&format!(" — {}", cut(detail, SUMMARY_CHARS)));
+    }
     if let Some(link) = &alert.link {
         line.push_str(&format!(" ({link})"));
     }
