@@ -16,7 +16,6 @@
 //! `404 channel_not_found`, `410 channel_is_archived`, …) and read what was posted
 //! ([`SlackFake::messages`]).
 
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -26,6 +25,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
+
+use crate::serve::Server;
 
 /// Block types Block Kit knows in messages.
 const BLOCK_TYPES: &[&str] = &[
@@ -89,16 +90,7 @@ struct Shared {
 /// A running fake; stops when dropped.
 pub struct SlackFake {
     shared: Arc<Shared>,
-    addr: SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-}
-
-impl Drop for SlackFake {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
+    server: Server,
 }
 
 impl SlackFake {
@@ -107,10 +99,7 @@ impl SlackFake {
     /// # Panics
     /// When no port can be bound.
     pub async fn start(config: SlackConfig) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind the Slack fake");
-        let addr = listener.local_addr().expect("local addr");
+        let (listener, _) = crate::serve::bind("Slack fake").await;
         let shared = Arc::new(Shared {
             data: Mutex::new(Data {
                 tokens: config.burst,
@@ -121,18 +110,9 @@ impl SlackFake {
             config,
         });
         let app = Router::new().fallback(handle).with_state(shared.clone());
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = stopped.await;
-                })
-                .await;
-        });
         Self {
             shared,
-            addr,
-            stop: Some(stop),
+            server: Server::start(listener, app),
         }
     }
 
@@ -140,7 +120,7 @@ impl SlackFake {
     pub fn url(&self) -> String {
         format!(
             "http://{}/services/T0000/B0000/s3cr3tW3bh00kT0k3n",
-            self.addr
+            self.server.addr()
         )
     }
 

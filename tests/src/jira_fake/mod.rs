@@ -24,7 +24,7 @@
 //! request log.
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::SocketAddr;
+
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -34,6 +34,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
+
+use crate::serve::Server;
 use serde_json::{Value, json};
 
 mod webhooks;
@@ -170,16 +172,7 @@ struct Shared {
 /// A running fake; the server stops when this is dropped.
 pub struct JiraFake {
     shared: Arc<Shared>,
-    addr: SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-}
-
-impl Drop for JiraFake {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
+    server: Server,
 }
 
 /// An error answer in Jira's shape.
@@ -226,33 +219,34 @@ impl JiraFake {
     /// # Panics
     /// When no port can be bound.
     pub async fn start(config: FakeConfig) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind the Jira fake");
-        let addr = listener.local_addr().expect("local addr");
+        let (listener, addr) = crate::serve::bind("Jira fake").await;
         let shared = Arc::new(Shared {
             config: Mutex::new(config),
             data: Mutex::new(Data::default()),
             base_url: format!("http://{addr}"),
         });
         let app = Router::new().fallback(handle).with_state(shared.clone());
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = stopped.await;
-                })
-                .await;
-        });
         Self {
             shared,
-            addr,
-            stop: Some(stop),
+            server: Server::start(listener, app),
         }
     }
 
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("http://{}", self.server.addr())
+    }
+
+    /// What the worker needs to talk to this fake, paced at `rate_per_sec` per endpoint.
+    ///
+    /// # Panics
+    /// Never: the fake's URL is always valid.
+    pub fn settings(&self, rate_per_sec: f64) -> hookbridge_worker::settings::JiraSettings {
+        hookbridge_worker::settings::JiraSettings {
+            base_url: url::Url::parse(&self.base_url()).expect("the fake's URL"),
+            email: self.email(),
+            api_token: secrecy::SecretString::from(self.token()),
+            rate_per_sec,
+        }
     }
 
     pub fn email(&self) -> String {

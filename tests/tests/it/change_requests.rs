@@ -21,10 +21,8 @@ use hookbridge_worker::handler::Outcome;
 use hookbridge_worker::jira::JiraClient;
 use hookbridge_worker::jira::ops::JiraOps;
 use hookbridge_worker::router::Router;
-use hookbridge_worker::settings::JiraSettings;
 use hookbridge_worker::store::keys::CrRecordKey;
 use hookbridge_worker::store::{EMBEDDED_FILE_NAME, Store};
-use secrecy::SecretString;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
@@ -75,16 +73,7 @@ async fn setup(backend: Backend, cr: CrConfig) -> Setup {
     let store = open_store(&backend, dir.path()).await;
     let audit_dir = dir.path().join("audit");
     let audit = AuditLog::open(&audit_dir, "test", Some(store.clone()));
-    let jira = JiraClient::with_store(
-        &JiraSettings {
-            base_url: url::Url::parse(&fake.base_url()).expect("url"),
-            email: fake.email(),
-            api_token: SecretString::from(fake.token()),
-            rate_per_sec: 100.0,
-        },
-        Some(store.clone()),
-    )
-    .expect("client");
+    let jira = JiraClient::with_store(&fake.settings(100.0), Some(store.clone())).expect("client");
     let mut parts = Parts::new(
         store.clone(),
         JiraOps::live(jira.clone(), audit.clone()),

@@ -17,9 +17,7 @@ use hookbridge_worker::handler::Outcome;
 use hookbridge_worker::jira::JiraClient;
 use hookbridge_worker::jira::ops::JiraOps;
 use hookbridge_worker::router::Router;
-use hookbridge_worker::settings::JiraSettings;
 use hookbridge_worker::store::Store;
-use secrecy::SecretString;
 
 struct Setup {
     fake: JiraFake,
@@ -48,16 +46,8 @@ async fn setup(config: FakeConfig, issue_type: &str) -> Setup {
     let fake = JiraFake::start(config).await;
     let store = redis_store().await;
     let dir = tempfile::tempdir().expect("temp dir");
-    let client = JiraClient::with_store(
-        &JiraSettings {
-            base_url: url::Url::parse(&fake.base_url()).expect("url"),
-            email: fake.email(),
-            api_token: SecretString::from(fake.token()),
-            rate_per_sec: 100.0,
-        },
-        Some(store.clone()),
-    )
-    .expect("client");
+    let client =
+        JiraClient::with_store(&fake.settings(100.0), Some(store.clone())).expect("client");
     let audit = AuditLog::open(&dir.path().join("audit"), "test", None);
     let mut parts = Parts::new(
         store,

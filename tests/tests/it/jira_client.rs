@@ -13,10 +13,8 @@ use serde_json::{Value, json};
 
 fn client_for(fake: &JiraFake, token: &str, rate: f64) -> JiraClient {
     JiraClient::new(&JiraSettings {
-        base_url: url::Url::parse(&fake.base_url()).expect("fake URL"),
-        email: fake.email(),
         api_token: SecretString::from(token.to_owned()),
-        rate_per_sec: rate,
+        ..fake.settings(rate)
     })
     .expect("client")
 }
@@ -401,17 +399,8 @@ async fn many_concurrent_requests_stay_under_the_fakes_limit() {
 #[tokio::test]
 async fn a_create_that_timed_out_is_not_sent_again_but_a_read_is() {
     let fake = JiraFake::start(FakeConfig::default()).await;
-    let client = JiraClient::with_timeout(
-        &JiraSettings {
-            base_url: url::Url::parse(&fake.base_url()).expect("fake URL"),
-            email: fake.email(),
-            api_token: SecretString::from(fake.token()),
-            rate_per_sec: 50.0,
-        },
-        None,
-        Duration::from_millis(300),
-    )
-    .expect("client");
+    let client = JiraClient::with_timeout(&fake.settings(50.0), None, Duration::from_millis(300))
+        .expect("client");
     // Jira creates the issue, but the answer comes too late.
     fake.stall_next(Method::POST, "/rest/api/3/issue", Duration::from_secs(2));
     let err = client

@@ -204,15 +204,24 @@ impl EmbeddedStore {
         &self.inner.path
     }
 
-    /// Runs `f` with this process's connection on the blocking pool (SQLite calls block, and may
-    /// wait up to the busy timeout for another process's write).
+    /// Runs `f` with this process's store connection on the blocking pool.
     async fn with_conn<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
+        self.blocking(|inner| &inner.conn, f).await
+    }
+
+    /// Runs `f` with the connection `pick` chooses on the blocking pool (SQLite calls block, and
+    /// may wait up to the busy timeout for another process's write).
+    async fn blocking<T: Send + 'static>(
+        &self,
+        pick: fn(&Inner) -> &Mutex<Connection>,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
-            let mut conn = inner.conn.lock().map_err(unavailable)?;
+            let mut conn = pick(&inner).lock().map_err(unavailable)?;
             f(&mut conn)
         })
         .await

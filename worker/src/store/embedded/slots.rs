@@ -79,17 +79,12 @@ fn move_schedule(
 }
 
 impl EmbeddedStore {
+    /// Runs `f` with the slot schedules' connection on the blocking pool.
     async fn with_slots<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut conn = inner.slots.lock().map_err(unavailable)?;
-            f(&mut conn)
-        })
-        .await
-        .map_err(unavailable)?
+        self.blocking(|inner| &inner.slots, f).await
     }
 
     /// See [`super::Store::reserve_slot`].
