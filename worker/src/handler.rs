@@ -95,6 +95,17 @@ impl From<crate::jira::ops::OpsError> for Failure {
     }
 }
 
+/// An audit record that cannot be written stops the work (the trail must not miss a decision);
+/// the message is retried once the disk takes writes again.
+impl From<crate::audit::AuditError> for Failure {
+    fn from(e: crate::audit::AuditError) -> Self {
+        Failure::Retry {
+            after: Duration::from_secs(10),
+            reason: e.to_string(),
+        }
+    }
+}
+
 impl From<crate::events::DecodeError> for Failure {
     fn from(e: crate::events::DecodeError) -> Self {
         match e {

@@ -120,7 +120,7 @@ impl Router {
             let entry = event_entry("event.ignored", &envelope)
                 .outcome("ignored")
                 .detail(json!({"why": why}));
-            self.audit.record(entry).await.map_err(audit_failure)?;
+            self.audit.record(entry).await?;
             return Ok(Outcome::Done);
         }
         if self.store.is_done(delivery).await? {
@@ -131,7 +131,7 @@ impl Router {
         if let Some(actor) = event.actor() {
             accepted = accepted.actor(actor);
         }
-        self.audit.record(accepted).await.map_err(audit_failure)?;
+        self.audit.record(accepted).await?;
         match &event {
             Event::GithubIssue(issue) | Event::GithubComment(issue) => {
                 self.github.handle(&envelope, issue).await
@@ -139,14 +139,5 @@ impl Router {
             Event::ChangeRequest(cr) => self.change_requests.handle(&envelope, cr).await,
             Event::Ignored(_) => Ok(Outcome::Done),
         }
-    }
-}
-
-/// An audit record that cannot be written stops the work (the trail must not miss a decision);
-/// the message is retried once the disk takes writes again.
-fn audit_failure(e: crate::audit::AuditError) -> Failure {
-    Failure::Retry {
-        after: std::time::Duration::from_secs(10),
-        reason: e.to_string(),
     }
 }

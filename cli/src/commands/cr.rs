@@ -8,7 +8,7 @@ use hookbridge_worker::alerts::slack::SlackClient;
 use hookbridge_worker::audit::Entry;
 use hookbridge_worker::change_requests::lookup::{Found, LookupError};
 use hookbridge_worker::change_requests::record::{CrKey, CrRecord};
-use hookbridge_worker::change_requests::usage::{self, UsageError};
+use hookbridge_worker::change_requests::usage;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
@@ -212,10 +212,7 @@ async fn record_usage(
     };
     let recorded = usage::record(&g.store, &key, record.as_ref(), tokens, agent)
         .await
-        .map_err(|e| match e {
-            UsageError::Overflow(_) => Failure::check(e),
-            _ => Failure::config(e),
-        })?;
+        .map_err(Failure::check)?;
     let budget = record.as_ref().and_then(|r| r.budget_tokens);
     let percent = budget.and_then(|b| recorded.usage.percent_of(b));
     let mut entry = Entry::new("cr.usage.recorded", key.as_str())
@@ -229,10 +226,10 @@ async fn record_usage(
     if let Some(agent) = agent {
         entry = entry.actor(format!("agent:{agent}"));
     }
-    g.audit
-        .record(entry)
-        .await
-        .map_err(|e| Failure::config(format!("audit trail: {e}")))?;
+    // The usage is recorded: failing now would make the agent report it again, counted twice.
+    if let Err(e) = g.audit.record(entry).await {
+        eprintln!("hookbridge: warning: usage recorded but not audited: {e}");
+    }
     if !recorded.alerts.is_empty() {
         send_alerts(&g).await;
     }

@@ -246,10 +246,7 @@ impl ChangeRequests {
         if let Some(by) = &record.changed_by {
             entry = entry.actor(format!("jira:{}", by.name));
         }
-        self.audit.record(entry).await.map_err(|e| Failure::Retry {
-            after: Duration::from_secs(10),
-            reason: e.to_string(),
-        })?;
+        self.audit.record(entry).await?;
         Ok(())
     }
 }
