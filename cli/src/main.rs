@@ -25,6 +25,9 @@ enum Command {
     /// Change Requests: status, token usage.
     #[command(subcommand)]
     Cr(commands::cr::CrCommand),
+    /// Jira set-up helpers: projects and their issue types, fields and their ids.
+    #[command(subcommand)]
+    Jira(Box<commands::jira::JiraCommand>),
     /// The audit trail: verify its hash chains.
     #[command(subcommand)]
     Audit(Box<commands::audit::AuditCommand>),
@@ -68,6 +71,7 @@ async fn main() {
         Command::Config(command) => commands::config::run(command),
         Command::Cr(command) => commands::cr::run(command).await,
         Command::Audit(command) => commands::audit::run(*command).await,
+        Command::Jira(command) => commands::jira::run(*command).await,
     };
     if let Err(failure) = result {
         exit(failure);

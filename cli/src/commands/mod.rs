@@ -4,5 +4,6 @@ pub mod audit;
 pub mod config;
 pub mod cr;
 pub mod governance;
+pub mod jira;
 pub mod run;
 pub mod send_test_event;

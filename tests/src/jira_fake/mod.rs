@@ -62,6 +62,9 @@ pub struct FakeConfig {
     pub projects: Vec<(String, String)>,
     pub issue_types: Vec<String>,
     pub components: Vec<String>,
+    /// Custom fields of the site: `(id, name, custom type)` with types as Jira names them
+    /// (`…customfieldtypes:multiuserpicker`, `…:userpicker`, `…:textarea`).
+    pub custom_fields: Vec<(String, String, String)>,
 }
 
 impl Default for FakeConfig {
@@ -85,8 +88,78 @@ impl Default for FakeConfig {
                 "Change Request".into(),
             ],
             components: vec!["Backend".into(), "Frontend".into()],
+            custom_fields: [
+                ("customfield_10102", "Approvers", "multiuserpicker"),
+                ("customfield_10103", "PKI Signature", "textarea"),
+                ("customfield_10201", "Change Manager", "userpicker"),
+                ("customfield_10202", "Deployment Notes", "textfield"),
+            ]
+            .iter()
+            .map(|(id, name, kind)| {
+                (
+                    (*id).to_owned(),
+                    (*name).to_owned(),
+                    format!("com.atlassian.jira.plugin.system.customfieldtypes:{kind}"),
+                )
+            })
+            .collect(),
         }
     }
+}
+
+/// `GET /rest/api/3/field`: the system fields the fake knows and the site's custom fields, each
+/// with its `schema` as Jira describes it.
+fn site_fields(config: &FakeConfig) -> Vec<Value> {
+    let system = [
+        (
+            "summary",
+            "Summary",
+            json!({"type": "string", "system": "summary"}),
+        ),
+        (
+            "description",
+            "Description",
+            json!({"type": "string", "system": "description"}),
+        ),
+        (
+            "status",
+            "Status",
+            json!({"type": "status", "system": "status"}),
+        ),
+        (
+            "assignee",
+            "Assignee",
+            json!({"type": "user", "system": "assignee"}),
+        ),
+        (
+            "labels",
+            "Labels",
+            json!({"type": "array", "items": "string", "system": "labels"}),
+        ),
+    ];
+    let mut fields: Vec<Value> = system
+        .into_iter()
+        .map(|(id, name, schema)| {
+            json!({"id": id, "key": id, "name": name, "custom": false, "orderable": true,
+                   "navigable": true, "searchable": true, "clauseNames": [id], "schema": schema})
+        })
+        .collect();
+    for (id, name, custom) in &config.custom_fields {
+        let number = id.trim_start_matches("customfield_");
+        let schema = match custom.rsplit(':').next() {
+            Some("multiuserpicker") => json!({"type": "array", "items": "user", "custom": custom}),
+            Some("userpicker") => json!({"type": "user", "custom": custom}),
+            _ => json!({"type": "string", "custom": custom}),
+        };
+        let mut schema = schema;
+        schema["customId"] = json!(number.parse::<u64>().unwrap_or_default());
+        fields.push(
+            json!({"id": id, "key": id, "name": name, "custom": true, "orderable": true,
+                           "navigable": true, "searchable": true,
+                           "clauseNames": [format!("cf[{number}]"), name], "schema": schema}),
+        );
+    }
+    fields
 }
 
 /// An issue as the fake holds it.
@@ -207,6 +280,7 @@ fn endpoint_of(method: &Method, segments: &[&str]) -> &'static str {
         (_, ["issue", _, "remotelink"]) => "issue.remotelink",
         (_, ["search", ..]) => "search",
         (_, ["project", ..]) => "project",
+        (_, ["field"]) => "field",
         (_, ["issue", "createmeta", ..]) => "createmeta",
         _ => "other",
     }
@@ -557,6 +631,7 @@ fn route(
             };
             search(data, config, &request)
         }
+        ("GET", ["field"]) => json_answer(StatusCode::OK, Value::Array(site_fields(config))),
         ("GET", ["project"]) => json_answer(
             StatusCode::OK,
             Value::Array(

@@ -227,3 +227,98 @@ fn every_toml_example_in_the_docs_passes_config_check() {
         "found only {checked} TOML examples in {documents:?}"
     );
 }
+
+/// `hookbridge jira projects` and `jira fields` against the Jira fake: what is there, JSON and
+/// text, the fields that fit the CR settings marked; no Jira configured is exit 2, Jira refusing
+/// the credentials exit 1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jira_projects_and_fields_show_what_the_site_has() {
+    let fake = hookbridge_tests::jira_fake::JiraFake::start(
+        hookbridge_tests::jira_fake::FakeConfig::default(),
+    )
+    .await;
+    let env = vec![
+        ("JIRA_BASE_URL", fake.base_url()),
+        ("JIRA_EMAIL", fake.email()),
+        ("JIRA_API_TOKEN", fake.token()),
+    ];
+    let run = |args: Vec<&'static str>, env: Vec<(&'static str, String)>| {
+        tokio::task::spawn_blocking(move || hookbridge(&args, &env))
+    };
+    let (status, output) = run(vec!["jira", "projects", "--json"], env.clone())
+        .await
+        .expect("join");
+    assert!(status.success(), "{}", output.join("\n"));
+    let projects: serde_json::Value =
+        serde_json::from_str(output.iter().find(|l| l.starts_with('[')).expect("JSON"))
+            .expect("JSON");
+    let cr = projects
+        .as_array()
+        .expect("array")
+        .iter()
+        .find(|p| p["key"] == "CR")
+        .expect("the CR project");
+    assert!(
+        cr["issue_types"]
+            .as_array()
+            .expect("types")
+            .contains(&"Change Request".into()),
+        "{cr}"
+    );
+    let (status, output) = run(vec!["jira", "projects"], env.clone())
+        .await
+        .expect("join");
+    assert!(status.success());
+    assert!(
+        output
+            .iter()
+            .any(|l| l.starts_with("CR ") && l.contains("Change Requests"))
+    );
+
+    let (status, output) = run(vec!["jira", "fields", "--search", "APPROV"], env.clone())
+        .await
+        .expect("join");
+    let text = output.join("\n");
+    assert!(status.success(), "{text}");
+    assert!(
+        text.contains("customfield_10102")
+            && text.contains("multi-user picker")
+            && text.contains("CR_APPROVER_FIELD"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("PKI Signature"),
+        "the search filters: {text}"
+    );
+    let (status, output) = run(vec!["jira", "fields", "--json"], env.clone())
+        .await
+        .expect("join");
+    assert!(status.success());
+    let fields: serde_json::Value =
+        serde_json::from_str(output.iter().find(|l| l.starts_with('[')).expect("JSON"))
+            .expect("JSON");
+    let signature = fields
+        .as_array()
+        .expect("array")
+        .iter()
+        .find(|f| f["id"] == "customfield_10103")
+        .expect("the signature field");
+    assert_eq!(signature["type"], "text area");
+    assert_eq!(signature["fits"], "CR_SIGNATURE_FIELD");
+
+    let (status, output) = run(vec!["jira", "fields"], Vec::new()).await.expect("join");
+    assert_eq!(status.code(), Some(2), "{}", output.join("\n"));
+    assert!(output.join("\n").contains("JIRA_BASE_URL"));
+    let wrong = vec![
+        ("JIRA_BASE_URL", fake.base_url()),
+        ("JIRA_EMAIL", fake.email()),
+        ("JIRA_API_TOKEN", "not-the-token".to_owned()),
+    ];
+    let (status, output) = run(vec!["jira", "projects"], wrong).await.expect("join");
+    let text = output.join("\n");
+    assert_eq!(status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("401") && !text.contains("not-the-token"),
+        "{text}"
+    );
+}

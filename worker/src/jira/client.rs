@@ -48,6 +48,43 @@ pub struct Transition {
     pub to_name: String,
 }
 
+/// One field of a Jira site, as `GET /rest/api/3/field` describes it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct JiraField {
+    pub id: String,
+    pub name: String,
+    pub custom: bool,
+    /// `schema.type`: `user`, `array`, `string`, `option`, …
+    pub schema_type: Option<String>,
+    /// `schema.items` of an array: `user` for a multi-user picker.
+    pub items: Option<String>,
+    /// `schema.custom`, the custom field type
+    /// (`com.atlassian.jira.plugin.system.customfieldtypes:multiuserpicker`, …).
+    pub custom_type: Option<String>,
+}
+
+impl JiraField {
+    /// What the field is for hookbridge's purposes: `user picker`, `multi-user picker` (both fit
+    /// `CR_APPROVER_FIELD`), `text area` (fits `CR_SIGNATURE_FIELD`), or its schema type.
+    pub fn kind(&self) -> String {
+        let custom = self.custom_type.as_deref().unwrap_or_default();
+        if custom.ends_with(":multiuserpicker")
+            || (self.schema_type.as_deref() == Some("array")
+                && self.items.as_deref() == Some("user"))
+        {
+            "multi-user picker".into()
+        } else if custom.ends_with(":userpicker") || self.schema_type.as_deref() == Some("user") {
+            "user picker".into()
+        } else if custom.ends_with(":textarea") {
+            "text area".into()
+        } else if custom.ends_with(":textfield") {
+            "text field".into()
+        } else {
+            self.schema_type.clone().unwrap_or_else(|| "other".into())
+        }
+    }
+}
+
 /// A Jira client; cheap to clone (clones share the connection pool and the limiter).
 #[derive(Clone)]
 pub struct JiraClient {
@@ -431,6 +468,85 @@ impl JiraClient {
                     p["key"].as_str()?.to_owned(),
                     p["name"].as_str().unwrap_or_default().to_owned(),
                 ))
+            })
+            .collect())
+    }
+
+    /// The issue types a project can create (`GET /rest/api/3/issue/createmeta/{key}/issuetypes`,
+    /// every page).
+    ///
+    /// # Errors
+    /// [`JiraError`], classified (404 for an unknown project).
+    pub async fn issue_types(&self, project: &str) -> Result<Vec<String>, JiraError> {
+        let mut names = Vec::new();
+        loop {
+            let start = names.len().to_string();
+            let answer = self
+                .call(Call {
+                    op: "list issue types",
+                    endpoint: "createmeta",
+                    method: Method::GET,
+                    path: &[
+                        "rest",
+                        "api",
+                        "3",
+                        "issue",
+                        "createmeta",
+                        project,
+                        "issuetypes",
+                    ],
+                    query: &[("startAt", start), ("maxResults", "50".to_owned())],
+                    body: None,
+                    idempotent: Idempotent::Yes,
+                })
+                .await?;
+            let page: Vec<String> = answer["issueTypes"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|t| t["name"].as_str().map(str::to_owned))
+                .collect();
+            let total = answer["total"]
+                .as_u64()
+                .and_then(|t| usize::try_from(t).ok());
+            let done = page.is_empty() || total.is_none_or(|t| names.len() + page.len() >= t);
+            names.extend(page);
+            if done {
+                return Ok(names);
+            }
+        }
+    }
+
+    /// Every field of the site, system and custom (`GET /rest/api/3/field`).
+    ///
+    /// # Errors
+    /// [`JiraError`], classified.
+    pub async fn fields(&self) -> Result<Vec<JiraField>, JiraError> {
+        let answer = self
+            .call(Call {
+                op: "list fields",
+                endpoint: "field",
+                method: Method::GET,
+                path: &["rest", "api", "3", "field"],
+                query: &[],
+                body: None,
+                idempotent: Idempotent::Yes,
+            })
+            .await?;
+        Ok(answer
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|f| {
+                let text = |v: &Value| v.as_str().map(str::to_owned);
+                Some(JiraField {
+                    id: text(&f["id"])?,
+                    name: text(&f["name"]).unwrap_or_default(),
+                    custom: f["custom"].as_bool().unwrap_or(false),
+                    schema_type: text(&f["schema"]["type"]),
+                    items: text(&f["schema"]["items"]),
+                    custom_type: text(&f["schema"]["custom"]),
+                })
             })
             .collect())
     }

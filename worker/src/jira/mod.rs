@@ -22,6 +22,6 @@ mod error;
 pub mod limiter;
 pub mod ops;
 
-pub use client::{CreatedIssue, JiraClient, Transition, remote_link_body};
+pub use client::{CreatedIssue, JiraClient, JiraField, Transition, remote_link_body};
 pub use error::JiraError;
 pub use limiter::Limiter;
