@@ -3,10 +3,12 @@
 # Slack needed): a signed Jira webhook moves CR-2026-0001 to Pending Approval, a second one approves
 # it; the worker stores the record, queues one alert (written to the audit trail, as no Slack is
 # configured) and audits every decision. Then the CR, the alert and the audit check are shown.
+# DATA_DIR, URL (the ingest) and HOOKBRIDGE_BIN (the hookbridge binary) can be set.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA_DIR=${DATA_DIR:-./data}
-bin="${CARGO_TARGET_DIR:-target}/release/hookbridge"
+URL=${URL:-http://127.0.0.1:8080}
+bin=${HOOKBRIDGE_BIN:-"${CARGO_TARGET_DIR:-target}/release/hookbridge"}
 key=CR-2026-0001
 secret_file="$DATA_DIR/dev-webhook-secret"
 [ -s "$secret_file" ] || { echo "no $secret_file: start 'make run' first" >&2; exit 2; }
@@ -14,8 +16,8 @@ export JIRA_WEBHOOK_SECRET="${JIRA_WEBHOOK_SECRET:-$(cat "$secret_file")}"
 export HOOKBRIDGE_DATA_DIR="$DATA_DIR"
 
 echo "# Jira: $key Draft → Pending Approval, then → Approved (signed webhooks)"
-"$bin" send-test-event --cr "$key" --from-status Draft --status "Pending Approval"
-"$bin" send-test-event --cr "$key" --from-status "Pending Approval" --status Approved
+"$bin" send-test-event --url "$URL" --cr "$key" --from-status Draft --status "Pending Approval"
+"$bin" send-test-event --url "$URL" --cr "$key" --from-status "Pending Approval" --status Approved
 
 echo
 echo "# hookbridge cr status $key"
