@@ -28,6 +28,9 @@ enum Command {
     /// Jira set-up helpers: projects and their issue types, fields and their ids.
     #[command(subcommand)]
     Jira(Box<commands::jira::JiraCommand>),
+    /// PKI for CR approvals: keygen, sign, verify.
+    #[command(subcommand)]
+    Pki(Box<commands::pki::PkiCommand>),
     /// The audit trail: verify its hash chains.
     #[command(subcommand)]
     Audit(Box<commands::audit::AuditCommand>),
@@ -72,6 +75,7 @@ async fn main() {
         Command::Cr(command) => commands::cr::run(command).await,
         Command::Audit(command) => commands::audit::run(*command).await,
         Command::Jira(command) => commands::jira::run(*command).await,
+        Command::Pki(command) => commands::pki::run(*command),
     };
     if let Err(failure) = result {
         exit(failure);

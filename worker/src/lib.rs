@@ -24,6 +24,7 @@ pub mod events;
 pub mod github_sync;
 pub mod handler;
 pub mod jira;
+pub mod pki;
 pub mod router;
 pub mod settings;
 pub mod startup;

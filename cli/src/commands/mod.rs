@@ -5,5 +5,6 @@ pub mod config;
 pub mod cr;
 pub mod governance;
 pub mod jira;
+pub mod pki;
 pub mod run;
 pub mod send_test_event;

@@ -366,3 +366,170 @@ async fn the_cr_demo_script_shows_a_cr_end_to_end() {
     );
     assert!(text.contains(": ok"), "audit verify: {text}");
 }
+
+/// `hookbridge pki keygen | sign | verify` as a release manager uses them: keys made with a
+/// password, an approval signed and verified against the trusted certificate; another CR, an
+/// edited or expired file and an untrusted key fail with exit 1; a wrong or missing password is
+/// exit 2 without a panic; the password is never printed.
+#[test]
+fn pki_keygen_sign_and_verify() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = |p: &str| dir.path().join(p).display().to_string();
+    let password = "approver-pass-42";
+    std::fs::write(dir.path().join("password.txt"), format!("{password}\n")).expect("write");
+    for (algorithm, out) in [("rsa", "keys-rsa"), ("ed25519", "keys-ed")] {
+        let (status, output) = hookbridge(
+            &[
+                "pki",
+                "keygen",
+                "--name",
+                "Change Manager",
+                "--output-dir",
+                &path(out),
+                "--algorithm",
+                algorithm,
+                "--password-file",
+                &path("password.txt"),
+            ],
+            &[],
+        );
+        let text = output.join("\n");
+        assert!(status.success(), "{algorithm}: {text}");
+        assert!(!text.contains(password), "the password was printed: {text}");
+        let key = std::fs::read_to_string(dir.path().join(out).join("change-manager.key"))
+            .expect("the key file");
+        assert!(
+            key.starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----"),
+            "{key}"
+        );
+        for file in ["change-manager.pub", "change-manager.crt"] {
+            assert!(dir.path().join(out).join(file).exists(), "{file}");
+        }
+    }
+    let trusted = dir.path().join("trusted");
+    std::fs::create_dir(&trusted).expect("mkdir");
+    std::fs::copy(
+        dir.path().join("keys-ed/change-manager.crt"),
+        trusted.join("cm.crt"),
+    )
+    .expect("copy");
+    std::fs::copy(
+        dir.path().join("keys-rsa/change-manager.pub"),
+        trusted.join("cm-rsa.pub"),
+    )
+    .expect("copy");
+    let sign = |key: &str, cr: &str, extra: &[&str], env: &[(&str, String)]| {
+        let mut args = vec![
+            "pki",
+            "sign",
+            "--cr-id",
+            cr,
+            "--private-key",
+            key,
+            "--approver",
+            "Alice Admin",
+            "--output-dir",
+        ];
+        let out = path("");
+        args.push(&out);
+        args.extend(extra);
+        let (status, output) = hookbridge(&args, env);
+        (status, output)
+    };
+    let with_password = [("PKI_KEY_PASSWORD", password.to_owned())];
+    for key in ["keys-ed/change-manager.key", "keys-rsa/change-manager.key"] {
+        let (status, output) = sign(&path(key), "CR-2026-0001", &[], &with_password);
+        assert!(status.success(), "{}", output.join("\n"));
+        let (status, output) = hookbridge(
+            &[
+                "pki",
+                "verify",
+                "--signature",
+                &path("CR-2026-0001-signature.json"),
+                "--cr-id",
+                "CR-2026-0001",
+                "--trusted",
+                &trusted.display().to_string(),
+            ],
+            &[],
+        );
+        let text = output.join("\n");
+        assert!(status.success(), "{key}: {text}");
+        assert!(
+            text.contains("approved by Alice Admin as Change Manager"),
+            "{text}"
+        );
+        // For another CR: exit 1.
+        let (status, output) = hookbridge(
+            &[
+                "pki",
+                "verify",
+                "--signature",
+                &path("CR-2026-0001-signature.json"),
+                "--cr-id",
+                "CR-2026-0002",
+                "--trusted",
+                &trusted.display().to_string(),
+            ],
+            &[],
+        );
+        assert_eq!(status.code(), Some(1), "{}", output.join("\n"));
+        assert!(output.join("\n").contains("approves CR-2026-0001"));
+    }
+    // Edited: exit 1.
+    let signature = dir.path().join("CR-2026-0001-signature.json");
+    let text = std::fs::read_to_string(&signature).expect("read");
+    std::fs::write(&signature, text.replace("Alice Admin", "Mallory")).expect("write");
+    let (status, output) = hookbridge(
+        &[
+            "pki",
+            "verify",
+            "--signature",
+            &path("CR-2026-0001-signature.json"),
+            "--cr-id",
+            "CR-2026-0001",
+            "--trusted",
+            &trusted.display().to_string(),
+        ],
+        &[],
+    );
+    assert_eq!(status.code(), Some(1), "{}", output.join("\n"));
+    // Wrong password, no password, a short password: exit 2, no panic.
+    let (status, output) = sign(
+        &path("keys-ed/change-manager.key"),
+        "CR-2026-0003",
+        &[],
+        &[("PKI_KEY_PASSWORD", "wrong-password".into())],
+    );
+    let text = output.join("\n");
+    assert_eq!(status.code(), Some(2), "{text}");
+    assert!(
+        text.contains("wrong password") && !text.contains("panicked"),
+        "{text}"
+    );
+    let (status, output) = sign(
+        &path("keys-ed/change-manager.key"),
+        "CR-2026-0003",
+        &[],
+        &[],
+    );
+    assert_eq!(status.code(), Some(2), "{}", output.join("\n"));
+    std::fs::write(dir.path().join("short.txt"), "short\n").expect("write");
+    let (status, output) = hookbridge(
+        &[
+            "pki",
+            "keygen",
+            "--name",
+            "X",
+            "--output-dir",
+            &path("keys-x"),
+            "--algorithm",
+            "ed25519",
+            "--password-file",
+            &path("short.txt"),
+        ],
+        &[],
+    );
+    assert_eq!(status.code(), Some(2), "{}", output.join("\n"));
+    assert!(output.join("\n").contains("at least 8 characters"));
+}
