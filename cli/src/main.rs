@@ -28,12 +28,57 @@ enum Command {
     /// Jira set-up helpers: projects and their issue types, fields and their ids.
     #[command(subcommand)]
     Jira(Box<commands::jira::JiraCommand>),
+    /// The deployment gate: does an approved Change Request cover this deployment?
+    Gate(Box<GateCommand>),
     /// PKI for CR approvals: keygen, sign, verify.
     #[command(subcommand)]
     Pki(Box<commands::pki::PkiCommand>),
     /// The audit trail: verify its hash chains.
     #[command(subcommand)]
     Audit(Box<commands::audit::AuditCommand>),
+}
+
+/// `hookbridge gate` arguments.
+#[derive(Debug, clap::Args)]
+struct GateCommand {
+    /// Tier of the service or agent, 1 to 4 (3 and 4 need a CR in staging and prod).
+    #[arg(long)]
+    tier: u8,
+    #[arg(long, value_enum)]
+    environment: hookbridge_worker::gate::deployment::Environment,
+    /// The agent (or service) being deployed.
+    #[arg(long)]
+    agent: String,
+    /// The Change Request covering the deployment.
+    #[arg(long)]
+    jira_cr_id: Option<String>,
+    /// The approver role required (default: Change Manager).
+    #[arg(long)]
+    required_approver_role: Option<String>,
+    /// Wait this long for the CR to be approved (e.g. 30m); fail at once when it is rejected.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    wait: Option<std::time::Duration>,
+    /// While waiting, ask Jira this often when the store has no record of the CR.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "30s")]
+    interval: std::time::Duration,
+    #[command(flatten)]
+    gate: commands::gate::GateArgs,
+}
+
+impl GateCommand {
+    async fn run(self) -> Result<(), Failure> {
+        commands::gate::deployment_gate(
+            self.tier,
+            self.environment,
+            &self.agent,
+            self.jira_cr_id.as_deref(),
+            self.required_approver_role.as_deref(),
+            self.wait,
+            self.interval,
+            &self.gate,
+        )
+        .await
+    }
 }
 
 /// A failure with its exit code; printed as one line `hookbridge: <reason>`.
@@ -76,6 +121,7 @@ async fn main() {
         Command::Audit(command) => commands::audit::run(*command).await,
         Command::Jira(command) => commands::jira::run(*command).await,
         Command::Pki(command) => commands::pki::run(*command),
+        Command::Gate(command) => command.run().await,
     };
     if let Err(failure) = result {
         exit(failure);

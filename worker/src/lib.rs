@@ -21,6 +21,7 @@ pub mod audit;
 pub mod change_requests;
 pub mod consumer;
 pub mod events;
+pub mod gate;
 pub mod github_sync;
 pub mod handler;
 pub mod jira;

@@ -33,6 +33,21 @@ pub enum CrCommand {
         #[command(flatten)]
         settings: Box<GovernanceArgs>,
     },
+    /// Exit 0 when the CR allows a deployment: approved, the role among its approvers, and (with
+    /// ENFORCE_PKI_VALIDATION=true) a valid signature; 1 with the reason otherwise.
+    Validate {
+        /// The agent (or pipeline) asking.
+        agent_id: String,
+        /// The CR's Jira key.
+        cr_id: String,
+        /// The approver role required (default: Change Manager).
+        required_approver_role: Option<String>,
+        /// Where to read the CR: the store, Jira, or the store else Jira.
+        #[arg(long, value_enum, default_value_t = super::gate::SourceArg::Auto)]
+        source: super::gate::SourceArg,
+        #[command(flatten)]
+        gate: Box<super::gate::GateArgs>,
+    },
     /// Record tokens an agent used against the CR's budget; alerts at 80 % and 100 %.
     Usage {
         /// The CR's Jira key.
@@ -66,6 +81,22 @@ pub async fn run(command: CrCommand) -> Result<(), Failure> {
             json,
             settings,
         } => record_usage(&cr_id, tokens, agent.as_deref(), json, &settings).await,
+        CrCommand::Validate {
+            agent_id,
+            cr_id,
+            required_approver_role,
+            source,
+            gate,
+        } => {
+            super::gate::validate(
+                &agent_id,
+                &cr_id,
+                required_approver_role.as_deref(),
+                source,
+                &gate,
+            )
+            .await
+        }
     }
 }
 

@@ -6,7 +6,7 @@ use hookbridge_worker::alerts::AlertWaker;
 use hookbridge_worker::audit::AuditLog;
 use hookbridge_worker::change_requests::ChangeRequests;
 use hookbridge_worker::jira::JiraClient;
-use hookbridge_worker::settings::{AuditArgs, CrArgs, CrSettings, JiraArgs, StoreArgs};
+use hookbridge_worker::settings::{CrArgs, CrSettings, JiraArgs, StoreArgs};
 use hookbridge_worker::store::Store;
 
 use crate::Failure;
@@ -20,8 +20,10 @@ pub struct GovernanceArgs {
     pub store: StoreArgs,
     #[command(flatten)]
     pub jira: JiraArgs,
-    #[command(flatten)]
-    pub audit: AuditArgs,
+    /// The audit trail's directory (default: <data dir>/audit). A flag of its own name here:
+    /// `--audit-dir` of `cr validate` and `gate` is where their audit JSON file goes.
+    #[arg(long = "audit-trail-dir", env = "HOOKBRIDGE_AUDIT_DIR")]
+    pub audit_trail_dir: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub change_requests: CrArgs,
 }
@@ -59,7 +61,11 @@ impl GovernanceArgs {
             .map(|s| JiraClient::with_store(&s, Some(store.clone())))
             .transpose()
             .map_err(|e| Failure::config(format!("JIRA_BASE_URL: {e}")))?;
-        let audit = AuditLog::open(&self.audit.dir(&self.common), "cli", Some(store.clone()));
+        let trail = self
+            .audit_trail_dir
+            .clone()
+            .unwrap_or_else(|| self.common.data_dir.join("audit"));
+        let audit = AuditLog::open(&trail, "cli", Some(store.clone()));
         let change_requests = ChangeRequests {
             store: store.clone(),
             audit: audit.clone(),

@@ -5,6 +5,7 @@ mod change_requests;
 mod cli;
 mod conformance;
 mod durability;
+mod gate;
 mod github_sync;
 mod governance;
 mod ingest_http;
