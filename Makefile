@@ -28,9 +28,11 @@ demo-cr:
 test: lint build
 	scripts/with-test-services.sh $(CARGO) test --workspace --no-fail-fast
 
+## Rust formatting and clippy, then the GitHub Action and workflow linters (zizmor, actionlint).
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	scripts/lint-actions.sh
 
 build:
 	$(CARGO) build --workspace --bins
