@@ -75,8 +75,13 @@ async fn run(redis: bool) {
     let mut latencies = Vec::new();
     let mut keys = Vec::new();
     for _ in 0..UPDATES {
-        let (key, _) =
-            jira.create_change_request(CrSpec::new("Bench CR").status("Pending Approval"), &user);
+        let (key, _) = jira.create_change_request(
+            CrSpec::new("Bench CR").status("Pending Approval").field(
+                "customfield_10102",
+                serde_json::json!([user.with_role("Change Manager")]),
+            ),
+            &user,
+        );
         let approved = jira.move_change_request(&key, "Approved", &user);
         let cr = CrKey::parse(&key).expect("key");
         let sent = Instant::now();
@@ -130,6 +135,95 @@ async fn run(redis: bool) {
         "{backend} store: `hookbridge cr status --json`, whole process: p50 {:.1} ms, max {:.1} ms",
         ms(percentile(&cli, 0.5)),
         ms(*cli.last().expect("one"))
+    );
+    let mut gate = Vec::new();
+    for key in keys.iter().take(20) {
+        let started = Instant::now();
+        let output = std::process::Command::new(release_binary("hookbridge"))
+            .args([
+                "gate",
+                "--tier",
+                "4",
+                "--environment",
+                "prod",
+                "--agent",
+                "bench",
+            ])
+            .args(["--jira-cr-id", key, "--audit-dir"])
+            .arg(dir.path().join("gate-audit"))
+            .env_clear()
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .output()
+            .expect("run hookbridge gate");
+        gate.push(started.elapsed());
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    gate.sort();
+    println!(
+        "{backend} store: `hookbridge gate --tier 4 --environment prod` (approved CR), whole process: p50 {:.1} ms, max {:.1} ms",
+        ms(percentile(&gate, 0.5)),
+        ms(*gate.last().expect("one"))
+    );
+    let mut reactions = Vec::new();
+    for _ in 0..5 {
+        let (key, created) = jira.create_change_request(
+            CrSpec::new("Bench wait").status("Pending Approval").field(
+                "customfield_10102",
+                serde_json::json!([user.with_role("Change Manager")]),
+            ),
+            &user,
+        );
+        assert_eq!(
+            created
+                .post(&client, &format!("{url}/webhooks/jira"), SECRET)
+                .await,
+            202
+        );
+        let cr = CrKey::parse(&key).expect("key");
+        while store.read(&CrRecordKey(&cr)).await.expect("read").is_none() {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        let mut waiting = tokio::process::Command::new(release_binary("hookbridge"))
+            .args([
+                "gate",
+                "--tier",
+                "4",
+                "--environment",
+                "prod",
+                "--agent",
+                "bench",
+                "--wait",
+                "60s",
+            ])
+            .args(["--jira-cr-id", &key, "--audit-dir"])
+            .arg(dir.path().join("gate-audit"))
+            .env_clear()
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("start hookbridge gate --wait");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let approved = jira.move_change_request(&key, "Approved", &user);
+        assert_eq!(
+            approved
+                .post(&client, &format!("{url}/webhooks/jira"), SECRET)
+                .await,
+            202
+        );
+        let acknowledged = Instant::now();
+        let exit = waiting.wait().await.expect("gate exits");
+        reactions.push(acknowledged.elapsed());
+        assert!(exit.success());
+    }
+    reactions.sort();
+    println!(
+        "{backend} store: `gate --wait` on a pending CR, approving webhook 202 → gate exit 0: p50 {:.0} ms, max {:.0} ms",
+        ms(percentile(&reactions, 0.5)),
+        ms(*reactions.last().expect("one"))
     );
     server.terminate();
     server.wait_exit(Duration::from_secs(30));
