@@ -46,6 +46,25 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
+/// Runs the release `hookbridge ARGS` as a CI job runs it — spawned, waited for, its output read
+/// — and returns how long that took and what it printed; it must succeed.
+fn timed_cli(args: &[&str], env: &[(&str, String)]) -> (Duration, String) {
+    let started = Instant::now();
+    let output = std::process::Command::new(release_binary("hookbridge"))
+        .args(args)
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .output()
+        .expect("run hookbridge");
+    let took = started.elapsed();
+    assert!(
+        output.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (took, String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
 async fn run(redis: bool) {
     let jira = JiraFake::start(FakeConfig::default()).await;
     let dir = tempfile::tempdir().expect("temp dir");
@@ -112,57 +131,35 @@ async fn run(redis: bool) {
         ms(percentile(&latencies, 0.99)),
         ms(*latencies.last().expect("one"))
     );
-    // The command as a CI job runs it: spawned, waited for, its output read.
+    let audit_dir = dir.path().join("gate-audit").display().to_string();
     let mut cli = Vec::new();
+    let mut gate = Vec::new();
     for key in keys.iter().take(20) {
-        let started = Instant::now();
-        let output = std::process::Command::new(release_binary("hookbridge"))
-            .args(["cr", "status", key, "--json"])
-            .env_clear()
-            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-            .output()
-            .expect("run hookbridge cr status");
-        cli.push(started.elapsed());
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
+        let (took, stdout) = timed_cli(&["cr", "status", key, "--json"], &env);
+        assert!(stdout.contains("\"Approved\""), "{stdout}");
+        cli.push(took);
+        let args = [
+            "gate",
+            "--tier",
+            "4",
+            "--environment",
+            "prod",
+            "--agent",
+            "bench",
+        ];
+        let (took, _) = timed_cli(
+            &[&args[..], &["--jira-cr-id", key, "--audit-dir", &audit_dir]].concat(),
+            &env,
         );
-        assert!(String::from_utf8_lossy(&output.stdout).contains("\"Approved\""));
+        gate.push(took);
     }
     cli.sort();
+    gate.sort();
     println!(
         "{backend} store: `hookbridge cr status --json`, whole process: p50 {:.1} ms, max {:.1} ms",
         ms(percentile(&cli, 0.5)),
         ms(*cli.last().expect("one"))
     );
-    let mut gate = Vec::new();
-    for key in keys.iter().take(20) {
-        let started = Instant::now();
-        let output = std::process::Command::new(release_binary("hookbridge"))
-            .args([
-                "gate",
-                "--tier",
-                "4",
-                "--environment",
-                "prod",
-                "--agent",
-                "bench",
-            ])
-            .args(["--jira-cr-id", key, "--audit-dir"])
-            .arg(dir.path().join("gate-audit"))
-            .env_clear()
-            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-            .output()
-            .expect("run hookbridge gate");
-        gate.push(started.elapsed());
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
-    gate.sort();
     println!(
         "{backend} store: `hookbridge gate --tier 4 --environment prod` (approved CR), whole process: p50 {:.1} ms, max {:.1} ms",
         ms(percentile(&gate, 0.5)),

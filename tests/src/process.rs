@@ -63,6 +63,33 @@ fn built(name: &str, profile: &str) -> PathBuf {
     path
 }
 
+/// Runs binary `name` with `args` and `env` to completion, off the async runtime (a blocking
+/// wait); its exit status and every line it printed.
+///
+/// # Panics
+/// When the process cannot be started or does not exit within `timeout`.
+pub async fn run_to_end(
+    name: &'static str,
+    args: &[&str],
+    env: &[(&str, String)],
+    timeout: Duration,
+) -> (ExitStatus, Vec<String>) {
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), v.clone()))
+        .collect();
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let env: Vec<(&str, String)> = env.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+        let mut proc = Proc::spawn(name, &args, &env);
+        let status = proc.wait_exit(timeout);
+        (status, proc.output())
+    })
+    .await
+    .expect("join the process runner")
+}
+
 /// A running binary; killed on drop.
 pub struct Proc {
     child: Child,

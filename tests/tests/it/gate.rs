@@ -9,7 +9,6 @@ use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use hookbridge_tests::process::Proc;
 use hookbridge_tests::worker::default_cr_config;
 use hookbridge_worker::alerts::AlertWaker;
 use hookbridge_worker::audit::AuditLog;
@@ -204,14 +203,8 @@ async fn hookbridge(
     args: Vec<String>,
     env: Vec<(&'static str, String)>,
 ) -> (ExitStatus, Vec<String>) {
-    tokio::task::spawn_blocking(move || {
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let mut proc = Proc::spawn("hookbridge", &args, &env);
-        let status = proc.wait_exit(PATIENCE);
-        (status, proc.output())
-    })
-    .await
-    .expect("join")
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    hookbridge_tests::process::run_to_end("hookbridge", &args, &env, PATIENCE).await
 }
 
 fn strings(args: &[&str]) -> Vec<String> {

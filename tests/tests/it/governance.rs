@@ -23,18 +23,9 @@ fn approver() -> JiraUser {
     JiraUser::new("acc-1", "Grace Governance")
 }
 
-/// Runs `hookbridge ARGS` to completion (off the async runtime).
+/// Runs `hookbridge ARGS` to completion.
 async fn hookbridge(args: &[&str], env: &[(&'static str, String)]) -> (ExitStatus, Vec<String>) {
-    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
-    let env = env.to_vec();
-    tokio::task::spawn_blocking(move || {
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let mut proc = Proc::spawn("hookbridge", &args, &env);
-        let status = proc.wait_exit(PATIENCE);
-        (status, proc.output())
-    })
-    .await
-    .expect("join")
+    hookbridge_tests::process::run_to_end("hookbridge", args, env, PATIENCE).await
 }
 
 /// The JSON line of a command's output.
