@@ -169,10 +169,13 @@ impl Bench {
                 "customfield_10103": self.signature(signature, cr),
             }
         });
+        // As a webhook's `timestamp`: whole milliseconds (Jira's precision), a moment ago.
+        let at = chrono::DateTime::from_timestamp_millis(Utc::now().timestamp_millis() - 1000)
+            .expect("a time");
         let record = CrRecord::from_issue(
             &issue,
             &self.cr.config.fields,
-            Utc::now(),
+            at,
             None,
             status == Status::Deleted,
         )
@@ -488,4 +491,166 @@ async fn decisions_are_audited_and_written_to_github_actions() {
             .iter()
             .any(|r| r["action"] == "gate.decision" && r["ids"]["audit"] == id.as_str())
     );
+}
+
+/// The gate's table crossed with every CR state: for each tier and environment, a CR that is
+/// approved, pending, rejected, deleted, approved without the role, or missing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_tier_and_environment_against_every_cr_state() {
+    let b = bench().await;
+    let states = [
+        ("CR-1", Some((Status::Approved, Role::Present))),
+        ("CR-2", Some((Status::Pending, Role::Present))),
+        ("CR-3", Some((Status::Rejected, Role::Present))),
+        ("CR-4", Some((Status::Deleted, Role::Present))),
+        ("CR-5", Some((Status::Approved, Role::Absent))),
+        ("CR-6", Some((Status::Approved, Role::NoApprovers))),
+        ("CR-7", None),
+    ];
+    for (cr, state) in states {
+        if let Some((status, role)) = state {
+            b.store(cr, status, role, Signature::None).await;
+        }
+    }
+    let mut wrong = Vec::new();
+    for tier in 1..=4u8 {
+        for env in ["dev", "staging", "prod"] {
+            let needs = env != "dev" && tier >= 3;
+            let mut running = tokio::task::JoinSet::new();
+            for (cr, state) in states {
+                let args = strings(&[
+                    "gate",
+                    "--tier",
+                    &tier.to_string(),
+                    "--environment",
+                    env,
+                    "--agent",
+                    "a",
+                    "--jira-cr-id",
+                    cr,
+                    "--audit-dir",
+                    &b.audit_dir(),
+                ]);
+                let want = if !needs {
+                    0
+                } else {
+                    match state {
+                        Some((Status::Approved, Role::Present)) => 0,
+                        // Not in the store and no Jira to ask: cannot be checked (configuration).
+                        None => 2,
+                        _ => 1,
+                    }
+                };
+                let env_vars = b.env(false);
+                running.spawn(async move {
+                    let (exit, output) = hookbridge(args, env_vars).await;
+                    (tier, env, cr, want, exit.code(), output)
+                });
+            }
+            while let Some(done) = running.join_next().await {
+                let (tier, env, cr, want, got, output) = done.expect("join");
+                if got != Some(want) {
+                    wrong.push(format!(
+                        "tier {tier} {env} {cr}: exit {got:?}, want {want}: {}",
+                        output.join(" | ")
+                    ));
+                }
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{wrong:#?}");
+}
+
+/// `--source`: the store's record when fresh, Jira's when asked or when the store has none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cr_validate_reads_from_the_source_it_is_told() {
+    let b = bench().await;
+    let jira = hookbridge_tests::jira_fake::JiraFake::start(
+        hookbridge_tests::jira_fake::FakeConfig::default(),
+    )
+    .await;
+    let user = hookbridge_tests::jira_fake::JiraUser::new("u1", "Alice Admin");
+    let spec = |status: &str| {
+        hookbridge_tests::jira_fake::CrSpec::new("source test")
+            .status(status)
+            .field(
+                "customfield_10102",
+                json!([user.with_role("Change Manager")]),
+            )
+    };
+    // CR-1: fresh (store and Jira agree: approved). CR-2: stale (the store missed the rejection).
+    // CR-3: a miss (only Jira has it, approved). CR-4: unknown everywhere.
+    let (fresh, _) = jira.create_change_request(spec("Approved"), &user);
+    let (stale, _) = jira.create_change_request(spec("Rejected"), &user);
+    let (missed, _) = jira.create_change_request(spec("Approved"), &user);
+    b.store(&fresh, Status::Approved, Role::Present, Signature::None)
+        .await;
+    b.store(&stale, Status::Approved, Role::Present, Signature::None)
+        .await;
+    let mut env = b.env(false);
+    env.push(("JIRA_BASE_URL", jira.base_url()));
+    env.push(("JIRA_EMAIL", jira.email()));
+    env.push(("JIRA_API_TOKEN", jira.token()));
+    let cases = [
+        (fresh.as_str(), "cache", 0),
+        (fresh.as_str(), "auto", 0),
+        (fresh.as_str(), "jira", 0),
+        // The store is trusted as the webhooks keep it; Jira itself knows better.
+        (stale.as_str(), "cache", 0),
+        (stale.as_str(), "jira", 1),
+        (missed.as_str(), "cache", 1),
+        (missed.as_str(), "auto", 0),
+        (missed.as_str(), "jira", 0),
+        ("CR-4040", "cache", 1),
+        ("CR-4040", "auto", 1),
+        ("CR-4040", "jira", 1),
+    ];
+    for (cr, source, want) in cases {
+        let (exit, output) = hookbridge(
+            strings(&[
+                "cr",
+                "validate",
+                "agent",
+                cr,
+                "--source",
+                source,
+                "--audit-dir",
+                &b.audit_dir(),
+            ]),
+            env.clone(),
+        )
+        .await;
+        assert_eq!(
+            exit.code(),
+            Some(want),
+            "{cr} --source {source}: {output:?}"
+        );
+        if want == 0 {
+            let says = if source == "cache" || (source == "auto" && cr != missed) {
+                "cache"
+            } else {
+                "jira"
+            };
+            assert!(
+                output.join("\n").contains(&format!("read from {says}")),
+                "{cr} --source {source}: {output:?}"
+            );
+        }
+    }
+    // After `--source jira`, the store holds Jira's answer: the stale approval is gone.
+    let (exit, _) = hookbridge(
+        strings(&[
+            "cr",
+            "validate",
+            "agent",
+            &stale,
+            "--source",
+            "cache",
+            "--audit-dir",
+            &b.audit_dir(),
+        ]),
+        env.clone(),
+    )
+    .await;
+    assert_eq!(exit.code(), Some(1));
 }

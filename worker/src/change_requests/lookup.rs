@@ -64,7 +64,8 @@ impl From<Failure> for LookupError {
 }
 
 impl ChangeRequests {
-    /// The CR `key`: from the store unless `refresh` or it is not there, else from `jira`.
+    /// The CR `key`: from the store unless `refresh` or it is not there, else from `jira` (whose
+    /// answer is then stored the ordered way, and shown as Jira gave it).
     ///
     /// # Errors
     /// [`LookupError`].
@@ -90,14 +91,8 @@ impl ChangeRequests {
         if let Err(e) = self.audit.record(entry).await {
             tracing::error!(error = %e, cr = %key, "CR read from Jira not audited");
         }
-        let stored = self.store.read(&CrRecordKey(key)).await?;
-        match stored {
-            // The store holds something newer than Jira's answer (a webhook came in meanwhile).
-            Some(stored) if !applied.newer && stored.updated_at > record.updated_at => {
-                self.found(stored, Source::Cache).await
-            }
-            _ => self.found(record, Source::Jira).await,
-        }
+        // Asked, Jira is the authority: its answer is shown, whatever the store kept.
+        self.found(record, Source::Jira).await
     }
 
     async fn found(&self, record: CrRecord, source: Source) -> Result<Found, LookupError> {
