@@ -1,5 +1,5 @@
 //! Every error answer of the ingest, mapped to HTTP in one place: a JSON body
-//! `{"error": <short>, "detail": <what to do>}` and the status of INTERFACE.md. Nothing here ever
+//! `{"error": <short>, "detail": <what to do>}` and the status the README's "HTTP contract" gives. Nothing here ever
 //! echoes a signature or a secret.
 
 use actix_web::http::StatusCode;

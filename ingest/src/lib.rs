@@ -5,7 +5,7 @@
 //!
 //! # Layout
 //! - [`settings`]: flags/environment → validated [`settings::IngestSettings`].
-//! - [`routes`]: the HTTP contract of INTERFACE.md (webhooks, `/health`, `/ready`, `/metrics`).
+//! - [`routes`]: the HTTP contract of the README (webhooks, `/health`, `/ready`, `/metrics`).
 //! - [`enqueue`]: envelope → queue, with claim checks for oversize payloads and the SQS spool.
 //! - [`error`]: every error answer, as JSON, in one place.
 //! - [`metrics`], [`tls`]: Prometheus registry and rustls set-up.

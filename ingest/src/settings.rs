@@ -1,4 +1,4 @@
-//! Ingest configuration: the flags and environment variables of INTERFACE.md, validated once.
+//! Ingest configuration: the flags and environment variables of the README's "Configuration", validated once.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -6,7 +6,7 @@ use std::time::Duration;
 use hookbridge_shared::config::{CommonArgs, ConfigError, IngestFilters, env_alias};
 use hookbridge_shared::signature::WebhookSecrets;
 
-/// Ingest flags; each also reads the environment variable named in INTERFACE.md.
+/// Ingest flags; each also reads the environment variable the README names.
 #[derive(Debug, Clone, clap::Args)]
 pub struct IngestArgs {
     /// Listen address (host:port).

@@ -160,7 +160,7 @@ pub fn parse_seconds(value: &str) -> Result<Duration, String> {
 }
 
 /// Reads an environment variable under an older name when the primary one was not set (the
-/// aliases in INTERFACE.md, such as `JIRA_URL` for `JIRA_BASE_URL`).
+/// aliases the README lists, such as `JIRA_URL` for `JIRA_BASE_URL`).
 pub fn env_alias(alias: &str) -> Option<String> {
     std::env::var(alias).ok().filter(|v| !v.trim().is_empty())
 }

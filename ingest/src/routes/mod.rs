@@ -1,4 +1,4 @@
-//! The HTTP contract of INTERFACE.md.
+//! The HTTP contract (the README's "HTTP contract (ingest)").
 
 mod body;
 mod health;

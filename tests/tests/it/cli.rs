@@ -1,5 +1,5 @@
 //! The operator CLI's set-up helpers against the real binaries: `hookbridge send-test-event` and
-//! `hookbridge config check` (INTERFACE.md "CLI": exit 0 success, 1 the check failed, 2 usage or
+//! `hookbridge config check` (README "CLI": exit 0 success, 1 the check failed, 2 usage or
 //! configuration error).
 
 use std::process::ExitStatus;

@@ -1,4 +1,4 @@
-//! "A 2xx is never sent before the event is durably enqueued" (INTERFACE.md, answer 202): the
+//! "A 2xx is never sent before the event is durably enqueued" (README "HTTP contract", answer 202): the
 //! ingest is killed with SIGKILL while senders are still going, and every delivery that got a 202 is
 //! in the embedded queue afterwards. Plus the one-machine mode (`hookbridge run`, what `make run`
 //! starts): it serves `/health`, verifies signatures, and its worker consumes what was queued.

@@ -1,4 +1,4 @@
-//! The ingest's outside contract (INTERFACE.md: "HTTP (ingest)", "Processes", the secrets rows of
+//! The ingest's outside contract (the README: "HTTP contract (ingest)", the secrets rows of
 //! "Configuration"), row by row, against the real `hookbridge-ingest` binary: each test starts its
 //! own process on `127.0.0.1:0` with the embedded queue in its own temp dir, talks HTTP to it, and
 //! looks behind it by opening that queue. Nothing waits a fixed time: conditions are awaited with a
