@@ -436,23 +436,28 @@ fn pki_keygen_sign_and_verify() {
         let (status, output) = hookbridge(&args, env);
         (status, output)
     };
-    let with_password = [("PKI_KEY_PASSWORD", password.to_owned())];
-    for key in ["keys-ed/change-manager.key", "keys-rsa/change-manager.key"] {
-        let (status, output) = sign(&path(key), "CR-2026-0001", &[], &with_password);
-        assert!(status.success(), "{}", output.join("\n"));
-        let (status, output) = hookbridge(
+    let trusted_dir = trusted.display().to_string();
+    let signature_file = path("CR-2026-0001-signature.json");
+    let verify = |cr: &str| {
+        hookbridge(
             &[
                 "pki",
                 "verify",
                 "--signature",
-                &path("CR-2026-0001-signature.json"),
+                &signature_file,
                 "--cr-id",
-                "CR-2026-0001",
+                cr,
                 "--trusted",
-                &trusted.display().to_string(),
+                &trusted_dir,
             ],
             &[],
-        );
+        )
+    };
+    let with_password = [("PKI_KEY_PASSWORD", password.to_owned())];
+    for key in ["keys-ed/change-manager.key", "keys-rsa/change-manager.key"] {
+        let (status, output) = sign(&path(key), "CR-2026-0001", &[], &with_password);
+        assert!(status.success(), "{}", output.join("\n"));
+        let (status, output) = verify("CR-2026-0001");
         let text = output.join("\n");
         assert!(status.success(), "{key}: {text}");
         assert!(
@@ -460,19 +465,7 @@ fn pki_keygen_sign_and_verify() {
             "{text}"
         );
         // For another CR: exit 1.
-        let (status, output) = hookbridge(
-            &[
-                "pki",
-                "verify",
-                "--signature",
-                &path("CR-2026-0001-signature.json"),
-                "--cr-id",
-                "CR-2026-0002",
-                "--trusted",
-                &trusted.display().to_string(),
-            ],
-            &[],
-        );
+        let (status, output) = verify("CR-2026-0002");
         assert_eq!(status.code(), Some(1), "{}", output.join("\n"));
         assert!(output.join("\n").contains("approves CR-2026-0001"));
     }
@@ -480,19 +473,7 @@ fn pki_keygen_sign_and_verify() {
     let signature = dir.path().join("CR-2026-0001-signature.json");
     let text = std::fs::read_to_string(&signature).expect("read");
     std::fs::write(&signature, text.replace("Alice Admin", "Mallory")).expect("write");
-    let (status, output) = hookbridge(
-        &[
-            "pki",
-            "verify",
-            "--signature",
-            &path("CR-2026-0001-signature.json"),
-            "--cr-id",
-            "CR-2026-0001",
-            "--trusted",
-            &trusted.display().to_string(),
-        ],
-        &[],
-    );
+    let (status, output) = verify("CR-2026-0001");
     assert_eq!(status.code(), Some(1), "{}", output.join("\n"));
     // Wrong password, no password, a short password: exit 2, no panic.
     let (status, output) = sign(
