@@ -127,7 +127,10 @@ trap 'on_signal 143' TERM
 redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no --daemonize no \
     >"$redis_log" 2>&1 &
 redis_pid=$!
-"$venv/bin/moto_server" -H 127.0.0.1 -p "$moto_port" >"$moto_log" 2>&1 &
+# moto_server, with ReceiveMessage made atomic (moto picks and marks messages without a lock; see
+# the wrapper's docstring).
+"$venv/bin/python" "$root/scripts/moto_server_atomic_receive.py" -H 127.0.0.1 -p "$moto_port" \
+    >"$moto_log" 2>&1 &
 moto_pid=$!
 
 # Waits until `check` succeeds, failing with the log's tail when the server dies or times out.
