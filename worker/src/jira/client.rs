@@ -129,6 +129,26 @@ struct Call<'a> {
     idempotent: Idempotent,
 }
 
+impl<'a> Call<'a> {
+    /// A read: `GET`, no body, safe to send again.
+    fn get(
+        op: &'static str,
+        endpoint: &'static str,
+        path: &'a [&'a str],
+        query: &'a [(&'a str, String)],
+    ) -> Self {
+        Self {
+            op,
+            endpoint,
+            method: Method::GET,
+            path,
+            query,
+            body: None,
+            idempotent: Idempotent::Yes,
+        }
+    }
+}
+
 /// The body of `POST /rest/api/3/issue/{key}/remotelink`: a link back to GitHub, keyed by
 /// `global_id` (the dry run writes this same body to the audit trail).
 pub fn remote_link_body(global_id: &str, url: &str, title: &str) -> Value {
@@ -279,15 +299,12 @@ impl JiraClient {
     /// # Errors
     /// [`JiraError`], classified (404 for an unknown issue).
     pub async fn get_issue(&self, key: &str, fields: &str) -> Result<Value, JiraError> {
-        self.call(Call {
-            op: "get issue",
-            endpoint: "issue.get",
-            method: Method::GET,
-            path: &["rest", "api", "3", "issue", key],
-            query: &[("fields", fields.to_owned())],
-            body: None,
-            idempotent: Idempotent::Yes,
-        })
+        self.call(Call::get(
+            "get issue",
+            "issue.get",
+            &["rest", "api", "3", "issue", key],
+            &[("fields", fields.to_owned())],
+        ))
         .await
     }
 
@@ -325,18 +342,15 @@ impl JiraClient {
         let mut bodies = Vec::new();
         loop {
             let page = self
-                .call(Call {
-                    op: "list comments",
-                    endpoint: "issue.comments",
-                    method: Method::GET,
-                    path: &["rest", "api", "3", "issue", key, "comment"],
-                    query: &[
+                .call(Call::get(
+                    "list comments",
+                    "issue.comments",
+                    &["rest", "api", "3", "issue", key, "comment"],
+                    &[
                         ("startAt", bodies.len().to_string()),
                         ("maxResults", "100".to_owned()),
                     ],
-                    body: None,
-                    idempotent: Idempotent::Yes,
-                })
+                ))
                 .await?;
             let comments = page["comments"].as_array().cloned().unwrap_or_default();
             let got = comments.len();
@@ -354,15 +368,12 @@ impl JiraClient {
     /// [`JiraError`], classified.
     pub async fn get_transitions(&self, key: &str) -> Result<Vec<Transition>, JiraError> {
         let answer = self
-            .call(Call {
-                op: "get transitions",
-                endpoint: "issue.transitions",
-                method: Method::GET,
-                path: &["rest", "api", "3", "issue", key, "transitions"],
-                query: &[],
-                body: None,
-                idempotent: Idempotent::Yes,
-            })
+            .call(Call::get(
+                "get transitions",
+                "issue.transitions",
+                &["rest", "api", "3", "issue", key, "transitions"],
+                &[],
+            ))
             .await?;
         Ok(answer["transitions"]
             .as_array()
@@ -449,15 +460,12 @@ impl JiraClient {
     /// [`JiraError`], classified.
     pub async fn projects(&self) -> Result<Vec<(String, String)>, JiraError> {
         let answer = self
-            .call(Call {
-                op: "list projects",
-                endpoint: "project",
-                method: Method::GET,
-                path: &["rest", "api", "3", "project"],
-                query: &[],
-                body: None,
-                idempotent: Idempotent::Yes,
-            })
+            .call(Call::get(
+                "list projects",
+                "project",
+                &["rest", "api", "3", "project"],
+                &[],
+            ))
             .await?;
         Ok(answer
             .as_array()
@@ -482,11 +490,10 @@ impl JiraClient {
         loop {
             let start = names.len().to_string();
             let answer = self
-                .call(Call {
-                    op: "list issue types",
-                    endpoint: "createmeta",
-                    method: Method::GET,
-                    path: &[
+                .call(Call::get(
+                    "list issue types",
+                    "createmeta",
+                    &[
                         "rest",
                         "api",
                         "3",
@@ -495,10 +502,8 @@ impl JiraClient {
                         project,
                         "issuetypes",
                     ],
-                    query: &[("startAt", start), ("maxResults", "50".to_owned())],
-                    body: None,
-                    idempotent: Idempotent::Yes,
-                })
+                    &[("startAt", start), ("maxResults", "50".to_owned())],
+                ))
                 .await?;
             let page: Vec<String> = answer["issueTypes"]
                 .as_array()
@@ -523,15 +528,12 @@ impl JiraClient {
     /// [`JiraError`], classified.
     pub async fn fields(&self) -> Result<Vec<JiraField>, JiraError> {
         let answer = self
-            .call(Call {
-                op: "list fields",
-                endpoint: "field",
-                method: Method::GET,
-                path: &["rest", "api", "3", "field"],
-                query: &[],
-                body: None,
-                idempotent: Idempotent::Yes,
-            })
+            .call(Call::get(
+                "list fields",
+                "field",
+                &["rest", "api", "3", "field"],
+                &[],
+            ))
             .await?;
         Ok(answer
             .as_array()
@@ -790,15 +792,12 @@ mod tests {
         })
         .unwrap();
         let url = client
-            .url(&Call {
-                op: "x",
-                endpoint: "x",
-                method: Method::GET,
-                path: &["rest", "api", "3", "issue", "A B/../C"],
-                query: &[("fields", "key,summary".into())],
-                body: None,
-                idempotent: Idempotent::Yes,
-            })
+            .url(&Call::get(
+                "x",
+                "x",
+                &["rest", "api", "3", "issue", "A B/../C"],
+                &[("fields", "key,summary".into())],
+            ))
             .unwrap();
         assert_eq!(
             url.as_str(),

@@ -129,14 +129,16 @@ fn db_token(guard: &LockGuard) -> Option<i64> {
     i64::try_from(guard.token).ok()
 }
 
-fn open_connection(path: &Path) -> Result<Connection, StoreError> {
+/// A WAL connection to `path`, waiting up to 10 s for other processes' writes, with
+/// `synchronous` = `FULL` (the store) or `OFF` (the rate-slot schedules).
+fn open_connection(path: &Path, synchronous: &str) -> Result<Connection, StoreError> {
     let conn =
         Connection::open(path).map_err(|e| unavailable(format!("open {}: {e}", path.display())))?;
     conn.busy_timeout(Duration::from_secs(10))
         .map_err(store_error)?;
     conn.pragma_update(None, "journal_mode", "WAL")
         .map_err(store_error)?;
-    conn.pragma_update(None, "synchronous", "FULL")
+    conn.pragma_update(None, "synchronous", synchronous)
         .map_err(store_error)?;
     Ok(conn)
 }
@@ -188,7 +190,7 @@ impl EmbeddedStore {
             std::fs::create_dir_all(dir)
                 .map_err(|e| unavailable(format!("create {}: {e}", dir.display())))?;
         }
-        let mut conn = open_connection(path)?;
+        let mut conn = open_connection(path, "FULL")?;
         migrate(&mut conn)?;
         let slots = open_slots(&slots_path(path))?;
         Ok(Self {

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
-use super::{EmbeddedStore, store_error, unavailable};
+use super::{EmbeddedStore, open_connection, store_error};
 use crate::store::StoreError;
 
 /// `store.db` → `store-slots.db`, next to it.
@@ -19,14 +19,7 @@ pub(super) fn slots_path(path: &Path) -> PathBuf {
 }
 
 pub(super) fn open_slots(path: &Path) -> Result<Connection, StoreError> {
-    let conn =
-        Connection::open(path).map_err(|e| unavailable(format!("open {}: {e}", path.display())))?;
-    conn.busy_timeout(Duration::from_secs(10))
-        .map_err(store_error)?;
-    conn.pragma_update(None, "journal_mode", "WAL")
-        .map_err(store_error)?;
-    conn.pragma_update(None, "synchronous", "OFF")
-        .map_err(store_error)?;
+    let conn = open_connection(path, "OFF")?;
     conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS slots (key TEXT PRIMARY KEY, next_free_us INTEGER NOT NULL) WITHOUT ROWID;",
     )
