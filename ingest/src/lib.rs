@@ -28,7 +28,7 @@ use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
 use crate::enqueue::Enqueuer;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, MetricsSource};
 use crate::settings::IngestSettings;
 
 /// Shared, read-only state of the HTTP handlers.
@@ -36,12 +36,15 @@ pub struct AppState {
     pub settings: IngestSettings,
     pub enqueuer: Enqueuer,
     pub metrics: Metrics,
+    /// Figures of another part of the process shown on the same `/metrics` (`hookbridge run`:
+    /// the worker's).
+    pub more_metrics: Option<Arc<dyn MetricsSource>>,
 }
 
 /// A bound, not yet running, ingest server.
 pub struct Application {
     listener: TcpListener,
-    state: Arc<AppState>,
+    state: AppState,
     tls: Option<rustls::ServerConfig>,
 }
 
@@ -65,13 +68,21 @@ impl Application {
             .with_label_values(&[enqueuer.queue().backend_name()]);
         Ok(Self {
             listener,
-            state: Arc::new(AppState {
+            state: AppState {
                 settings,
                 enqueuer,
                 metrics,
-            }),
+                more_metrics: None,
+            },
             tls,
         })
+    }
+
+    /// Shows `source`'s figures on this server's `/metrics` after the ingest's own.
+    #[must_use]
+    pub fn with_more_metrics(mut self, source: Arc<dyn MetricsSource>) -> Self {
+        self.state.more_metrics = Some(source);
+        self
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -93,10 +104,10 @@ impl Application {
     /// # Errors
     /// When the server fails to start.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let state = web::Data::from(self.state.clone());
         let workers = self.state.settings.http_workers;
         let shutdown_timeout = self.state.settings.shutdown_timeout;
         let forwarder = self.state.enqueuer.start_spool_forwarder(shutdown.clone());
+        let state = web::Data::new(self.state);
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())

@@ -11,6 +11,16 @@ use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry, TextEncoder,
 };
 
+/// Another part of the process whose figures the ingest's `/metrics` shows too (in `hookbridge
+/// run`, the worker's), as Prometheus text.
+pub trait MetricsSource: Send + Sync {
+    fn render(&self) -> RenderFuture<'_>;
+}
+
+/// What [`MetricsSource::render`] returns: the text, once gathered.
+pub type RenderFuture<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = String> + Send + 'a>>;
+
 /// The ingest's metric families; cheap to clone (the collectors are shared).
 #[derive(Clone)]
 pub struct Metrics {

@@ -177,6 +177,29 @@ pub struct FileConfig {
     /// How Change Requests are read from Jira.
     #[serde(default)]
     pub change_requests: ChangeRequestsFile,
+    /// The keys trusted for CR approval signatures.
+    #[serde(default)]
+    pub pki: PkiFile,
+}
+
+/// The `[pki]` table: public keys and certificates trusted for CR approval signatures, beside
+/// (or instead of) `HOOKBRIDGE_PKI_TRUSTED_DIR`. Relative paths are relative to the file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PkiFile {
+    /// A directory of `*.pub` / `*.crt` / `*.pem` files.
+    #[serde(default)]
+    pub trusted_dir: Option<PathBuf>,
+    /// Single key or certificate files.
+    #[serde(default)]
+    pub trusted_keys: Vec<PathBuf>,
+}
+
+impl PkiFile {
+    /// Whether the table names any trusted key.
+    pub fn is_empty(&self) -> bool {
+        self.trusted_dir.is_none() && self.trusted_keys.is_empty()
+    }
 }
 
 /// The `[change_requests]` table: what the environment cannot say in one variable.
@@ -244,7 +267,22 @@ impl FileConfig {
         let key = path.display().to_string();
         let text = std::fs::read_to_string(path)
             .map_err(|e| ConfigError::new(&key, format!("cannot read: {e}")))?;
-        Self::parse(&text).map_err(|reason| ConfigError::new(key, reason))
+        let mut config = Self::parse(&text).map_err(|reason| ConfigError::new(key, reason))?;
+        config.resolve_paths(path);
+        Ok(config)
+    }
+
+    /// Makes the paths in the configuration read from `file` relative to that file's directory:
+    /// they mean what they say next to the file, wherever the process runs.
+    pub fn resolve_paths(&mut self, file: &Path) {
+        let Some(base) = file.parent() else {
+            return;
+        };
+        let pki = &mut self.pki;
+        pki.trusted_dir = pki.trusted_dir.take().map(|dir| base.join(dir));
+        for key in &mut pki.trusted_keys {
+            *key = base.join(&*key);
+        }
     }
 
     /// # Errors

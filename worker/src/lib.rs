@@ -14,6 +14,7 @@
 //! - [`jira`]: the Jira REST v3 client, its pacing, the live-or-dry-run operations and ADF.
 //! - [`store`]: Redis or embedded SQLite — dedupe marks, fenced locks, typed keys, rate slots.
 //! - [`audit`]: the tamper-evident audit trail (a hash chain per process) and its verification.
+//! - [`metrics`]: the worker's Prometheus figures and its `/metrics` listener.
 //! - [`settings`] and [`startup`]: flags and environment, and assembling a worker from them.
 
 pub mod alerts;
@@ -25,6 +26,7 @@ pub mod gate;
 pub mod github_sync;
 pub mod handler;
 pub mod jira;
+pub mod metrics;
 pub mod pki;
 pub mod router;
 pub mod settings;

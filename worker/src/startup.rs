@@ -19,13 +19,18 @@ use crate::events::Decoder;
 use crate::github_sync::{GithubSync, SyncConfig};
 use crate::jira::JiraClient;
 use crate::jira::ops::JiraOps;
+use crate::metrics::WorkerMetrics;
+use crate::metrics::server::MetricsListener;
 use crate::router::Router;
 use crate::settings::{WorkerArgs, WorkerSettings};
 
-/// A worker, assembled: the handler the consumer drives and the dispatcher that sends its alerts.
+/// A worker, assembled: the handler the consumer drives, the dispatcher that sends its alerts,
+/// its metrics and, when `WORKER_METRICS_BIND` is set, their bound listener.
 pub struct Worker {
     pub router: Router,
     pub dispatcher: Dispatcher,
+    pub metrics: WorkerMetrics,
+    pub metrics_listener: Option<MetricsListener>,
 }
 
 /// Opens the store and the Jira client and builds a [`Worker`]. `role` names the process in its
@@ -33,13 +38,19 @@ pub struct Worker {
 ///
 /// # Errors
 /// A one-line reason naming what could not be opened (Redis unreachable at start, an unreadable
-/// embedded store, a Jira or Slack client that cannot be built).
+/// embedded store, a Jira or Slack client that cannot be built, a metrics address that cannot
+/// be bound).
 pub async fn build(
     settings: &WorkerSettings,
     common: &CommonArgs,
     role: &str,
 ) -> Result<Worker, String> {
     let store = settings.store.open(common).await?;
+    let metrics_listener = settings
+        .metrics_bind
+        .as_deref()
+        .map(MetricsListener::bind)
+        .transpose()?;
     let audit = AuditLog::open(&settings.audit_dir, role, Some(store.clone()));
     let jira = match &settings.jira {
         Some(jira) => JiraOps::live(
@@ -105,12 +116,14 @@ pub async fn build(
             alerts: waker.clone(),
         },
         dispatcher: Dispatcher {
-            store,
+            store: store.clone(),
             sink,
             audit,
             waker,
             config: DispatcherConfig::default(),
         },
+        metrics: WorkerMetrics::new(store),
+        metrics_listener,
     })
 }
 
@@ -123,6 +136,10 @@ pub async fn run(
     shutdown: CancellationToken,
 ) {
     let dispatcher = tokio::spawn(worker.dispatcher.run(shutdown.clone()));
+    if let Some(listener) = worker.metrics_listener {
+        tracing::info!(url = %listener.url(), "worker metrics at /metrics");
+        tokio::spawn(listener.serve(worker.metrics.clone(), shutdown.clone()));
+    }
     consumer::run(queue, Arc::new(worker.router), config, shutdown).await;
     if let Err(e) = dispatcher.await {
         tracing::error!(error = %e, "the alert dispatcher stopped abnormally");

@@ -1,11 +1,12 @@
 //! `hookbridge config check FILE`: validates a configuration file (event filters and routing
-//! rules, approver role fields) the way the ingest and worker will at start, and summarises what it
+//! rules, approver role fields, trusted PKI keys) the way the ingest and worker will at start, and summarises what it
 //! routes where.
 
 use std::path::PathBuf;
 
 use hookbridge_shared::config::FileConfig;
 use hookbridge_shared::routing::{JiraProjectKey, Routing};
+use hookbridge_worker::pki::trust::TrustedKeys;
 
 use crate::Failure;
 
@@ -33,8 +34,9 @@ pub fn run(command: ConfigCommand) -> Result<(), Failure> {
         } => {
             let text = std::fs::read_to_string(&file)
                 .map_err(|e| Failure::config(format!("{}: cannot read: {e}", file.display())))?;
-            let config = FileConfig::parse(&text)
+            let mut config = FileConfig::parse(&text)
                 .map_err(|e| Failure::check(format!("{}: {e}", file.display())))?;
+            config.resolve_paths(&file);
             let default_project = jira_project_key
                 .as_deref()
                 .filter(|v| !v.trim().is_empty())
@@ -52,6 +54,8 @@ pub fn run(command: ConfigCommand) -> Result<(), Failure> {
             let approver_roles =
                 hookbridge_worker::settings::change_requests::approver_roles(&config)
                     .map_err(|e| Failure::check(format!("{}: {e}", file.display())))?;
+            let trusted = TrustedKeys::load(None, &config.pki)
+                .map_err(|e| Failure::check(format!("{}: [pki]: {e}", file.display())))?;
             println!("{}: ok", file.display());
             println!(
                 "  ingest: github events {:?}, jira events {:?}",
@@ -77,6 +81,10 @@ pub fn run(command: ConfigCommand) -> Result<(), Failure> {
             }
             for role in &approver_roles {
                 println!("  approvers: {} approve as {:?}", role.field, role.role);
+            }
+            if let Some(trusted) = trusted {
+                let names: Vec<&str> = trusted.keys.iter().map(|k| k.name.as_str()).collect();
+                println!("  pki: trusts {}", names.join(", "));
             }
             match &routing.default_project {
                 Some(p) => println!(

@@ -13,7 +13,8 @@ use hookbridge_worker::audit::Entry;
 use hookbridge_worker::change_requests::lookup::{Found, LookupError, Source};
 use hookbridge_worker::change_requests::record::CrKey;
 use hookbridge_worker::gate::deployment::{self, Environment, Tier};
-use hookbridge_worker::gate::{self, DEFAULT_ROLE, Policy, Verdict};
+use hookbridge_worker::gate::{self, DEFAULT_ROLE, Policy, ReasonCode, Verdict};
+use hookbridge_worker::metrics::governance::{self, Asker};
 use hookbridge_worker::pki::trust::TrustedKeys;
 use hookbridge_worker::store::keys::CrRecordKey;
 use serde_json::{Value, json};
@@ -39,7 +40,8 @@ pub struct GateArgs {
     #[arg(long, env = "ENFORCE_PKI_VALIDATION", default_value_t = false,
           action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
     pub enforce_pki_validation: bool,
-    /// Trusted public keys / certificates for CR signatures (*.pub, *.crt).
+    /// Trusted public keys / certificates for CR signatures (*.pub, *.crt), beside the config
+    /// file's [pki] table.
     #[arg(long, env = "HOOKBRIDGE_PKI_TRUSTED_DIR")]
     pub pki_trusted_dir: Option<PathBuf>,
     /// Where the audit JSON file (and jira-approval-audit-id.txt) goes (default: the system temp
@@ -56,15 +58,18 @@ pub struct GateArgs {
 impl GateArgs {
     fn policy(&self, g: &Governance) -> Result<Policy, Failure> {
         let pki = if self.enforce_pki_validation {
-            let dir = self.pki_trusted_dir.as_ref().ok_or_else(|| {
+            let file = self
+                .settings
+                .common
+                .file_config()
+                .map_err(Failure::config)?;
+            let trusted = TrustedKeys::load(self.pki_trusted_dir.as_deref(), &file.pki)
+                .map_err(|e| Failure::config(format!("trusted keys: {e}")))?;
+            Some(trusted.ok_or_else(|| {
                 Failure::config(
-                    "ENFORCE_PKI_VALIDATION is on but HOOKBRIDGE_PKI_TRUSTED_DIR is not set: which keys to trust?",
+                    "ENFORCE_PKI_VALIDATION is on but no key is trusted: set HOOKBRIDGE_PKI_TRUSTED_DIR or the config file's [pki] table",
                 )
-            })?;
-            Some(
-                TrustedKeys::load_dir(dir)
-                    .map_err(|e| Failure::config(format!("HOOKBRIDGE_PKI_TRUSTED_DIR: {e}")))?,
-            )
+            })?)
         } else {
             None
         };
@@ -101,6 +106,10 @@ async fn find(g: &Governance, key: &CrKey, source: SourceArg) -> Result<Option<F
 /// A decision, made.
 struct Decision {
     passed: bool,
+    /// The reason's fixed code, for the governance metrics.
+    code: ReasonCode,
+    /// Whether a CR was checked (not a deployment that needs none or named none).
+    checked_cr: bool,
     reason: String,
     warnings: Vec<String>,
     detail: Value,
@@ -111,6 +120,7 @@ struct Decision {
 async fn conclude(
     g: &Governance,
     args: &GateArgs,
+    asker: Asker,
     action: &str,
     subject: &str,
     agent: &str,
@@ -128,6 +138,7 @@ async fn conclude(
         "subject": subject,
         "decision": if decision.passed { "pass" } else { "fail" },
         "reason": decision.reason,
+        "reason_code": decision.code.as_str(),
         "warnings": decision.warnings,
         "detail": decision.detail,
     });
@@ -141,6 +152,18 @@ async fn conclude(
         // The decision stands (the audit file has it); failing now would block a deployment
         // for a disk problem of the trail.
         eprintln!("hookbridge: warning: decision not appended to the audit trail: {e}");
+    }
+    if let Err(e) = governance::record_decision(
+        &g.store,
+        asker,
+        decision.passed,
+        decision.code,
+        decision.checked_cr,
+    )
+    .await
+    {
+        // As above: metrics are not worth blocking a deployment for.
+        eprintln!("hookbridge: warning: decision not counted in the governance metrics: {e}");
     }
     github_outputs(&decision, &id, &file, action, subject)?;
     if args.json {
@@ -241,6 +264,8 @@ pub async fn validate(
     let decision = match find(&g, &key, source).await? {
         None => Decision {
             passed: false,
+            code: ReasonCode::NotFound,
+            checked_cr: true,
             reason: match source {
                 SourceArg::Cache => format!("{key} is not in the store (--source cache)"),
                 _ => format!("{key} not found in Jira"),
@@ -253,25 +278,33 @@ pub async fn validate(
             decide(&found, &verdict, Some(role), source_name(&found))
         }
     };
-    conclude(&g, args, "cr.validate", key.as_str(), agent, decision).await
+    conclude(
+        &g,
+        args,
+        Asker::CrValidate,
+        "cr.validate",
+        key.as_str(),
+        agent,
+        decision,
+    )
+    .await
 }
 
 fn decide(found: &Found, verdict: &Verdict, role: Option<&str>, source: &str) -> Decision {
     let r = &found.record;
-    let (passed, reason, warnings) = match verdict {
-        Verdict::Pass { warnings } => (
+    let (passed, code, reason, warnings) = match verdict.denial() {
+        None => (
             true,
+            ReasonCode::Approved,
             format!("{} is {} (read from {source})", r.key, r.status),
-            warnings.clone(),
+            verdict_warnings(verdict),
         ),
-        other => (
-            false,
-            other.reason().unwrap_or_default().to_owned(),
-            Vec::new(),
-        ),
+        Some(denial) => (false, denial.code, denial.reason.clone(), Vec::new()),
     };
     Decision {
         passed,
+        code,
+        checked_cr: true,
         reason,
         warnings,
         detail: json!({
@@ -303,31 +336,50 @@ pub async fn deployment_gate(
     let g = args.settings.open().await?;
     let policy = args.policy(&g)?;
     let subject = format!("tier {} to {environment}", tier.get());
-    if !deployment::needs_cr(tier, environment) {
-        let why = if environment == Environment::Dev {
-            "development deploys without a CR".to_owned()
-        } else {
-            format!("tier {} deploys without a CR", tier.get())
-        };
-        let decision = Decision {
-            passed: true,
-            reason: format!("{subject}: {why}"),
-            warnings: Vec::new(),
-            detail: json!({"tier": tier, "environment": environment, "cr_id": key}),
-        };
-        return conclude(&g, args, "gate.decision", &subject, agent, decision).await;
-    }
-    let Some(key) = key else {
-        let decision = Decision {
-            passed: false,
-            reason: format!(
-                "a tier {} deployment to {environment} needs an approved Change Request: give --jira-cr-id",
-                tier.get()
-            ),
-            warnings: Vec::new(),
-            detail: json!({"tier": tier, "environment": environment}),
-        };
-        return conclude(&g, args, "gate.decision", &subject, agent, decision).await;
+    let key = match (key, deployment::needs_cr(tier, environment)) {
+        (Some(key), true) => key,
+        (key, needs_cr) => {
+            let (passed, code, reason) = if !needs_cr && environment == Environment::Dev {
+                (
+                    true,
+                    ReasonCode::DevEnvironment,
+                    format!("{subject}: development deploys without a CR"),
+                )
+            } else if !needs_cr {
+                (
+                    true,
+                    ReasonCode::LowTier,
+                    format!("{subject}: tier {} deploys without a CR", tier.get()),
+                )
+            } else {
+                (
+                    false,
+                    ReasonCode::NoCrId,
+                    format!(
+                        "a tier {} deployment to {environment} needs an approved Change Request: give --jira-cr-id",
+                        tier.get()
+                    ),
+                )
+            };
+            let decision = Decision {
+                passed,
+                code,
+                checked_cr: false,
+                reason,
+                warnings: Vec::new(),
+                detail: json!({"tier": tier, "environment": environment, "cr_id": key}),
+            };
+            return conclude(
+                &g,
+                args,
+                Asker::Gate,
+                "gate.decision",
+                &subject,
+                agent,
+                decision,
+            )
+            .await;
+        }
     };
     let role = role
         .map(str::trim)
@@ -338,8 +390,11 @@ pub async fn deployment_gate(
     let decision = loop {
         // The store first (Jira's webhooks keep it fresh); Jira only when the store has nothing,
         // and then at most once per interval.
+        // Without Jira, a wait can still be ended by a webhook that brings the CR to the store.
+        let store_only = g.jira.is_none() && wait.is_some();
         let source = match (g.store.read(&CrRecordKey(&key)).await, last_jira_read) {
             (Ok(Some(_)), _) => SourceArg::Cache,
+            _ if store_only => SourceArg::Cache,
             (_, Some(at)) if at.elapsed() < interval => SourceArg::Cache,
             _ => {
                 last_jira_read = Some(Instant::now());
@@ -350,18 +405,27 @@ pub async fn deployment_gate(
         let mut decision = match &found {
             None => Decision {
                 passed: false,
-                reason: format!("{key} not found"),
+                code: ReasonCode::NotFound,
+                checked_cr: true,
+                reason: if store_only {
+                    format!(
+                        "{key} is not in the store, and JIRA_BASE_URL is not set: only a Jira webhook can bring it"
+                    )
+                } else {
+                    format!("{key} not found")
+                },
                 warnings: Vec::new(),
                 detail: json!({"cr_id": key}),
             },
             Some(found) => {
                 let mut verdict = gate::check(&found.record, Some(role), &policy, Utc::now());
                 if verdict.passed()
-                    && let Some(why) = deployment::over_budget(&found.record, found.usage.as_ref())
+                    && let Some(denial) =
+                        deployment::over_budget(&found.record, found.usage.as_ref())
                 {
-                    verdict = Verdict::Refused { reason: why };
+                    verdict = Verdict::Refused(denial);
                 }
-                let refused = matches!(verdict, Verdict::Refused { .. });
+                let refused = matches!(verdict, Verdict::Refused(_));
                 let mut d = decide(found, &verdict, Some(role), source_name(found));
                 if refused {
                     d.detail["final"] = true.into();
@@ -380,6 +444,7 @@ pub async fn deployment_gate(
                 .await;
             }
             Some(wait) if !final_now => {
+                decision.code = ReasonCode::TimedOut;
                 decision.reason = format!(
                     "timed out after {}s waiting: {}",
                     wait.as_secs(),
@@ -390,5 +455,21 @@ pub async fn deployment_gate(
             _ => break decision,
         }
     };
-    conclude(&g, args, "gate.decision", key.as_str(), agent, decision).await
+    conclude(
+        &g,
+        args,
+        Asker::Gate,
+        "gate.decision",
+        key.as_str(),
+        agent,
+        decision,
+    )
+    .await
+}
+
+fn verdict_warnings(verdict: &Verdict) -> Vec<String> {
+    match verdict {
+        Verdict::Pass { warnings } => warnings.clone(),
+        _ => Vec::new(),
+    }
 }

@@ -4,6 +4,7 @@
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
+use hookbridge_shared::config::FileConfig;
 use hookbridge_worker::change_requests::record::CrKey;
 use hookbridge_worker::pki::approval::{self, SignedApproval};
 use hookbridge_worker::pki::keys::{self, RSA_BITS};
@@ -75,9 +76,13 @@ pub enum PkiCommand {
         signature: PathBuf,
         #[arg(long)]
         cr_id: String,
-        /// Trusted public keys / certificates (*.pub, *.crt).
+        /// Trusted public keys / certificates (*.pub, *.crt), beside the config file's [pki]
+        /// table.
         #[arg(long, env = "HOOKBRIDGE_PKI_TRUSTED_DIR")]
-        trusted: PathBuf,
+        trusted: Option<PathBuf>,
+        /// The TOML configuration file whose [pki] table names trusted keys.
+        #[arg(long = "config", env = "HOOKBRIDGE_CONFIG")]
+        config: Option<PathBuf>,
     },
 }
 
@@ -169,7 +174,8 @@ pub fn run(command: PkiCommand) -> Result<(), Failure> {
             signature,
             cr_id,
             trusted,
-        } => verify(&signature, &cr_id, &trusted),
+            config,
+        } => verify(&signature, &cr_id, trusted.as_deref(), config.as_deref()),
     }
 }
 
@@ -212,11 +218,27 @@ fn sign(
     Ok(())
 }
 
-fn verify(signature: &Path, cr_id: &str, trusted: &Path) -> Result<(), Failure> {
+fn verify(
+    signature: &Path,
+    cr_id: &str,
+    trusted: Option<&Path>,
+    config: Option<&Path>,
+) -> Result<(), Failure> {
     let key = CrKey::parse(cr_id).map_err(Failure::config)?;
     let text = std::fs::read_to_string(signature)
         .map_err(|e| Failure::config(format!("--signature {}: {e}", signature.display())))?;
-    let trusted = TrustedKeys::load_dir(trusted).map_err(pki_failure)?;
+    let file = config
+        .map(FileConfig::load)
+        .transpose()
+        .map_err(Failure::config)?
+        .unwrap_or_default();
+    let trusted = TrustedKeys::load(trusted, &file.pki)
+        .map_err(pki_failure)?
+        .ok_or_else(|| {
+            Failure::config(
+                "no trusted keys: give --trusted (HOOKBRIDGE_PKI_TRUSTED_DIR) or a --config file with a [pki] table",
+            )
+        })?;
     let map = match serde_json::from_str::<serde_json::Value>(&text) {
         Ok(serde_json::Value::Object(map)) => map,
         _ => {

@@ -1,14 +1,27 @@
 //! `hookbridge run`: one-machine mode — the ingest and a worker loop in one process, sharing one
 //! queue (embedded by default) and one shutdown signal.
 
+use std::sync::Arc;
+
 use hookbridge_ingest::enqueue::Enqueuer;
+use hookbridge_ingest::metrics::{MetricsSource, RenderFuture};
 use hookbridge_ingest::settings::{IngestArgs, IngestSettings};
 use hookbridge_ingest::{Application, open_spool};
 use hookbridge_shared::config::CommonArgs;
+use hookbridge_worker::metrics::WorkerMetrics;
 use hookbridge_worker::settings::{WorkerArgs, WorkerSettings};
 use hookbridge_worker::startup;
 
 use crate::Failure;
+
+/// The worker's figures on the ingest's `/metrics`: one scrape target for the one process.
+struct WorkerFigures(WorkerMetrics);
+
+impl MetricsSource for WorkerFigures {
+    fn render(&self) -> RenderFuture<'_> {
+        Box::pin(self.0.render())
+    }
+}
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
@@ -39,8 +52,9 @@ pub async fn run(args: RunArgs) -> Result<(), Failure> {
     let worker = startup::build(&worker_settings, &args.common, "run")
         .await
         .map_err(Failure::config)?;
-    let app =
-        Application::build(settings, enqueuer).map_err(|e| Failure::config(format!("{e:#}")))?;
+    let app = Application::build(settings, enqueuer)
+        .map_err(|e| Failure::config(format!("{e:#}")))?
+        .with_more_metrics(Arc::new(WorkerFigures(worker.metrics.clone())));
     let url = app.base_url();
     let data_dir =
         std::path::absolute(&args.common.data_dir).unwrap_or_else(|_| args.common.data_dir.clone());
@@ -52,6 +66,10 @@ pub async fn run(args: RunArgs) -> Result<(), Failure> {
     );
     println!("  listening on   {url}  (GitHub: {url}/webhooks/github, Jira: {url}/webhooks/jira)");
     println!("  health         {url}/health");
+    println!("  metrics        {url}/metrics  (the ingest's and the worker's)");
+    if let Some(listener) = &worker.metrics_listener {
+        println!("  worker metrics {}/metrics", listener.url());
+    }
     println!("  queue          {}", queue.backend_name());
     println!("  data dir       {}", data_dir.display());
     match &worker_settings.jira {

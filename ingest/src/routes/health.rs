@@ -30,7 +30,11 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     state
         .metrics
         .sync_queue_write_calls(state.enqueuer.queue().write_calls());
+    let mut body = state.metrics.render();
+    if let Some(more) = &state.more_metrics {
+        body.push_str(&more.render().await);
+    }
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(state.metrics.render())
+        .body(body)
 }

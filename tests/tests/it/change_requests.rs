@@ -20,8 +20,9 @@ use hookbridge_worker::change_requests::{CrConfig, usage};
 use hookbridge_worker::handler::Outcome;
 use hookbridge_worker::jira::JiraClient;
 use hookbridge_worker::jira::ops::JiraOps;
+use hookbridge_worker::metrics::governance::LatencyCell;
 use hookbridge_worker::router::Router;
-use hookbridge_worker::store::keys::CrRecordKey;
+use hookbridge_worker::store::keys::{ApprovalLatency, CrRecordKey};
 use hookbridge_worker::store::{EMBEDDED_FILE_NAME, Store};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -546,6 +547,67 @@ async fn usage_alerts_fire_once_per_threshold(backend: Backend) {
     assert!(sections.iter().any(|t| t.contains("80 %")), "{sections:?}");
 }
 
+/// The approval latency histogram's cells as the store holds them.
+async fn latency_cells(s: &Setup) -> Vec<(LatencyCell, u64)> {
+    s.store.counters(&ApprovalLatency).await.expect("counters")
+}
+
+fn cell(cells: &[(LatencyCell, u64)], wanted: LatencyCell) -> u64 {
+    cells
+        .iter()
+        .filter(|(c, _)| *c == wanted)
+        .map(|(_, n)| n)
+        .sum()
+}
+
+/// An approval's latency runs from the CR entering the status it was approved from, is counted
+/// once however often Jira delivers the approval, not for a late event nor a rejected CR
+/// approved later, and again for a second approval after a revocation.
+async fn approval_latency_is_the_wait_before_each_approval(backend: Backend) {
+    let s = setup(backend, default_cr_config()).await;
+    let at = |d: &WebhookDelivery| d.payload()["timestamp"].as_i64().expect("timestamp");
+    let (key, created) = new_cr(&s, CrSpec::new("Latency"));
+    let pending = s
+        .fake
+        .move_change_request(&key, "Pending Approval", &alice());
+    let edited = s
+        .fake
+        .set_field(&key, "summary", json!("Latency v2"), &alice());
+    let approved = s.fake.move_change_request(&key, "Approved", &alice());
+    for delivery in [&created, &pending, &edited, &approved, &approved, &pending] {
+        s.deliver(delivery).await;
+    }
+    let cells = latency_cells(&s).await;
+    assert_eq!(cell(&cells, LatencyCell::Count), 1, "{cells:?}");
+    // From entering Pending Approval (an edit in between does not restart it), not from Draft.
+    let waited = u64::try_from(at(&approved) - at(&pending)).expect("in order");
+    assert_eq!(cell(&cells, LatencyCell::SumMillis), waited, "{cells:?}");
+    assert_eq!(cell(&cells, LatencyCell::Bucket(60)), 1, "{cells:?}");
+
+    // Revoked, then approved again: a second wait.
+    let revoked = s
+        .fake
+        .move_change_request(&key, "Pending Approval", &alice());
+    let again = s.fake.move_change_request(&key, "Approved", &alice());
+    s.deliver(&revoked).await;
+    s.deliver(&again).await;
+    let cells = latency_cells(&s).await;
+    assert_eq!(cell(&cells, LatencyCell::Count), 2, "{cells:?}");
+    let second = u64::try_from(at(&again) - at(&revoked)).expect("in order");
+    assert_eq!(
+        cell(&cells, LatencyCell::SumMillis),
+        waited + second,
+        "{cells:?}"
+    );
+
+    // A rejected CR approved later did not wait for that approval: not counted.
+    let (other, created) = new_cr(&s, CrSpec::new("Rejected first").status("Rejected"));
+    let approved = s.fake.move_change_request(&other, "Approved", &alice());
+    s.deliver(&created).await;
+    s.deliver(&approved).await;
+    assert_eq!(cell(&latency_cells(&s).await, LatencyCell::Count), 2);
+}
+
 macro_rules! cr_tests {
     ($($case:ident),* $(,)?) => {
         mod redis {
@@ -568,6 +630,7 @@ macro_rules! cr_tests {
 }
 
 cr_tests!(
+    approval_latency_is_the_wait_before_each_approval,
     out_of_order_late_and_duplicated_events_leave_the_newest_status,
     concurrent_redeliveries_alert_once,
     records_expire_after_their_ttl,

@@ -401,25 +401,27 @@ async fn waiting_passes_when_approved_fails_at_once_when_rejected_and_times_out(
             b.env(false),
         )
     };
+    // A wait in progress when the store learns `status` for `cr`.
+    let stored_while_waiting = |cr: &'static str, status: Status| {
+        let waiting = tokio::spawn(wait(cr, "60s"));
+        let b = &b;
+        async move {
+            tokio::time::sleep(Duration::from_millis(700)).await;
+            b.store(cr, status, Role::Present, Signature::None).await;
+            waiting.await.expect("join")
+        }
+    };
     // Approved while waiting.
     let started = Instant::now();
-    let waiting = tokio::spawn(wait("CR-1", "60s"));
-    tokio::time::sleep(Duration::from_millis(700)).await;
-    let approved_at = Instant::now();
-    b.store("CR-1", Status::Approved, Role::Present, Signature::None)
-        .await;
-    let (exit, output) = waiting.await.expect("join");
+    let approved_at = Instant::now() + Duration::from_millis(700);
+    let (exit, output) = stored_while_waiting("CR-1", Status::Approved).await;
     assert_eq!(exit.code(), Some(0), "{output:?}");
     assert!(
         approved_at.elapsed() < Duration::from_secs(5),
         "reacted late"
     );
     // Rejected while waiting: at once, not at the end of the wait.
-    let waiting = tokio::spawn(wait("CR-2", "60s"));
-    tokio::time::sleep(Duration::from_millis(700)).await;
-    b.store("CR-2", Status::Rejected, Role::Present, Signature::None)
-        .await;
-    let (exit, output) = waiting.await.expect("join");
+    let (exit, output) = stored_while_waiting("CR-2", Status::Rejected).await;
     assert_eq!(exit.code(), Some(1), "{output:?}");
     assert!(output.join("\n").contains("rejected"), "{output:?}");
     assert!(
@@ -430,6 +432,113 @@ async fn waiting_passes_when_approved_fails_at_once_when_rejected_and_times_out(
     let (exit, output) = wait("CR-3", "1s").await;
     assert_eq!(exit.code(), Some(1));
     assert!(output.join("\n").contains("timed out"), "{output:?}");
+    // Unknown to the store and no Jira to ask: a wait still ends when a webhook brings it.
+    let (exit, output) = stored_while_waiting("CR-4", Status::Approved).await;
+    assert_eq!(exit.code(), Some(0), "{output:?}");
+    // …and when none does, the reason says why nothing could be read.
+    let (exit, output) = wait("CR-5", "1s").await;
+    assert_eq!(exit.code(), Some(1), "{output:?}");
+    assert!(
+        output.join("\n").contains("JIRA_BASE_URL is not set"),
+        "{output:?}"
+    );
+}
+
+/// `ENFORCE_PKI_VALIDATION` with the trusted keys named in the configuration file's `[pki]`
+/// table (paths relative to the file) instead of `HOOKBRIDGE_PKI_TRUSTED_DIR`; `pki verify` and
+/// `config check` read the same table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trusted_keys_can_come_from_the_config_file() {
+    let b = bench().await;
+    b.store("CR-1", Status::Approved, Role::Present, Signature::Valid)
+        .await;
+    b.store(
+        "CR-2",
+        Status::Approved,
+        Role::Present,
+        Signature::Untrusted,
+    )
+    .await;
+    let config = b.dir.path().join("hookbridge.toml");
+    std::fs::write(
+        &config,
+        "[pki]\ntrusted_keys = [\"trusted/change-manager.crt\"]\n",
+    )
+    .expect("write config");
+    let missing = b.dir.path().join("missing.toml");
+    std::fs::write(&missing, "[pki]\ntrusted_keys = [\"nowhere.pub\"]\n").expect("write");
+    let env = |config: Option<&Path>| {
+        let mut env = vec![
+            ("HOOKBRIDGE_DATA_DIR", b.dir.path().display().to_string()),
+            ("ENFORCE_PKI_VALIDATION", "true".to_owned()),
+        ];
+        if let Some(config) = config {
+            env.push(("HOOKBRIDGE_CONFIG", config.display().to_string()));
+        }
+        env
+    };
+    let validate =
+        |cr: &str| strings(&["cr", "validate", "agent", cr, "--audit-dir", &b.audit_dir()]);
+    let (exit, output) = hookbridge(validate("CR-1"), env(Some(&config))).await;
+    assert_eq!(exit.code(), Some(0), "{output:?}");
+    let (exit, output) = hookbridge(validate("CR-2"), env(Some(&config))).await;
+    assert_eq!(exit.code(), Some(1), "{output:?}");
+    assert!(
+        output.join("\n").contains("signature invalid"),
+        "{output:?}"
+    );
+    // Enforced with no key trusted anywhere, or a named key that is not there: configuration.
+    let (exit, output) = hookbridge(validate("CR-1"), env(None)).await;
+    assert_eq!(exit.code(), Some(2), "{output:?}");
+    assert!(output.join("\n").contains("[pki]"), "{output:?}");
+    let (exit, output) = hookbridge(validate("CR-1"), env(Some(&missing))).await;
+    assert_eq!(exit.code(), Some(2), "{output:?}");
+    assert!(output.join("\n").contains("nowhere.pub"), "{output:?}");
+
+    let signature = b.dir.path().join("CR-1-signature.json");
+    let signed = b.signature(Signature::Valid, "CR-1");
+    std::fs::write(&signature, signed.as_str().expect("a JSON text")).expect("write");
+    let config_arg = config.display().to_string();
+    let signature_arg = signature.display().to_string();
+    let (exit, output) = hookbridge(
+        strings(&[
+            "pki",
+            "verify",
+            "--signature",
+            &signature_arg,
+            "--cr-id",
+            "CR-1",
+            "--config",
+            &config_arg,
+        ]),
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(exit.code(), Some(0), "{output:?}");
+    let (exit, output) = hookbridge(
+        strings(&[
+            "pki",
+            "verify",
+            "--signature",
+            &signature_arg,
+            "--cr-id",
+            "CR-1",
+        ]),
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(exit.code(), Some(2), "no trusted keys at all: {output:?}");
+    let (exit, output) = hookbridge(strings(&["config", "check", &config_arg]), Vec::new()).await;
+    assert_eq!(exit.code(), Some(0), "{output:?}");
+    assert!(
+        output
+            .iter()
+            .any(|l| l.contains("pki: trusts change-manager")),
+        "{output:?}"
+    );
+    let missing_arg = missing.display().to_string();
+    let (exit, output) = hookbridge(strings(&["config", "check", &missing_arg]), Vec::new()).await;
+    assert_eq!(exit.code(), Some(1), "{output:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

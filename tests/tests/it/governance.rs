@@ -12,7 +12,7 @@ use bytes::Bytes;
 use hookbridge_shared::queue::embedded::{EmbeddedOptions, EmbeddedQueue};
 use hookbridge_tests::github::{GithubIssue, delivery_id, envelope};
 use hookbridge_tests::ingest::{PATIENCE, TestIngest, http};
-use hookbridge_tests::jira_fake::{CrSpec, FakeConfig, JiraFake, JiraUser};
+use hookbridge_tests::jira_fake::{CrSpec, FakeConfig, JiraFake, JiraUser, WebhookDelivery};
 use hookbridge_tests::process::Proc;
 use hookbridge_tests::slack_fake::{SlackConfig, SlackFake, wait_until};
 use serde_json::{Value, json};
@@ -53,27 +53,38 @@ fn store_env(redis: bool) -> Vec<(&'static str, String)> {
     ]
 }
 
+/// `hookbridge run` taking signed Jira webhooks, on the store `store_env` gave, with `extra`.
+fn start_run(store: &[(&'static str, String)], extra: &[(&str, String)]) -> TestIngest {
+    let mut run = TestIngest::run_mode().env("JIRA_WEBHOOK_SECRET", SECRET);
+    for (k, v) in store.iter().chain(extra) {
+        run = run.env(k, v.clone());
+    }
+    run.start()
+}
+
+/// A CR created pending with a Change Manager among its approvers, and its approval: the key
+/// and the two webhooks.
+fn pending_then_approved(
+    jira: &JiraFake,
+    summary: &str,
+) -> (String, WebhookDelivery, WebhookDelivery) {
+    let (key, created) = jira.create_change_request(
+        CrSpec::new(summary).status("Pending Approval").field(
+            "customfield_10102",
+            json!([approver().with_role("Change Manager")]),
+        ),
+        &approver(),
+    );
+    let approved = jira.move_change_request(&key, "Approved", &approver());
+    (key, created, approved)
+}
+
 async fn a_signed_cr_update_shows_alerts_once_and_is_audited(redis: bool) {
     let jira = JiraFake::start(FakeConfig::default()).await;
     let slack = SlackFake::start(SlackConfig::default()).await;
     let store = store_env(redis);
-    let mut run = TestIngest::run_mode()
-        .env("JIRA_WEBHOOK_SECRET", SECRET)
-        .env("SLACK_WEBHOOK_URL", slack.url());
-    for (k, v) in &store {
-        run = run.env(k, v.clone());
-    }
-    let mut run = run.start();
-    let (key, created) = jira.create_change_request(
-        CrSpec::new("Deploy the triage agent to prod")
-            .status("Pending Approval")
-            .field(
-                "customfield_10102",
-                json!([approver().with_role("Change Manager")]),
-            ),
-        &approver(),
-    );
-    let approved = jira.move_change_request(&key, "Approved", &approver());
+    let mut run = start_run(&store, &[("SLACK_WEBHOOK_URL", slack.url())]);
+    let (key, created, approved) = pending_then_approved(&jira, "Deploy the triage agent to prod");
     let client = http();
     let url = run.at("/webhooks/jira");
     assert_eq!(created.post(&client, &url, SECRET).await, 202);
@@ -362,4 +373,170 @@ async fn two_workers_and_the_cli_keep_every_audit_chain_valid() {
         .filter(|r| r["action"] == "event.accepted")
         .count();
     assert_eq!(accepted, 154, "every event accepted once");
+}
+
+/// Waits until `hookbridge cr status KEY` shows `status`.
+async fn wait_for_status(key: &str, status: &str, env: &[(&'static str, String)]) {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let (exit, output) = hookbridge(&["cr", "status", key, "--json"], env).await;
+        if exit.success() && json_line(&output)["status"] == status {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{key} never showed as {status}: {output:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The governance metrics (README, "Governance metrics"): gate decisions made by short-lived CLI
+/// runs, failed CR checks and one approval's latency — the latency exactly the time between the
+/// two Jira events, counted once despite Jira's redelivery — on the worker's own listener
+/// (`WORKER_METRICS_BIND`) and on `hookbridge run`'s `/metrics` beside the ingest's figures.
+async fn governance_metrics_add_up_across_processes(redis: bool) {
+    let jira = JiraFake::start(FakeConfig::default()).await;
+    let store = store_env(redis);
+    let mut run = start_run(&store, &[("WORKER_METRICS_BIND", "127.0.0.1:0".to_owned())]);
+    let worker_metrics = run
+        .proc
+        .wait_for("the worker metrics URL", PATIENCE, |line| {
+            line.trim()
+                .strip_prefix("worker metrics ")
+                .map(|url| url.trim().to_owned())
+        });
+    let (key, created, approved) = pending_then_approved(&jira, "Ship the agent");
+    let client = http();
+    let url = run.at("/webhooks/jira");
+    let mut env = vec![("HOOKBRIDGE_DATA_DIR", run.dir.path().display().to_string())];
+    env.extend(store.clone());
+    // The worker handles deliveries concurrently: the approval must find the pending CR stored
+    // (an approval seen first has no wait to measure).
+    assert_eq!(created.post(&client, &url, SECRET).await, 202);
+    wait_for_status(&key, "Pending Approval", &env).await;
+    for delivery in [&approved, &approved] {
+        assert_eq!(delivery.post(&client, &url, SECRET).await, 202);
+    }
+    wait_for_status(&key, "Approved", &env).await;
+
+    let audit_dir = run.dir.path().join("gate-audit").display().to_string();
+    let runs: [(&[&str], i32); 5] = [
+        (
+            &[
+                "gate",
+                "--tier",
+                "3",
+                "--environment",
+                "prod",
+                "--jira-cr-id",
+                &key,
+            ],
+            0,
+        ),
+        (&["gate", "--tier", "1", "--environment", "prod"], 0),
+        (&["gate", "--tier", "3", "--environment", "dev"], 0),
+        (&["gate", "--tier", "4", "--environment", "prod"], 1),
+        (&["cr", "validate", "agent", &key, "Security Officer"], 1),
+    ];
+    for (args, want) in runs {
+        let mut args = args.to_vec();
+        if args[0] == "gate" {
+            args.extend(["--agent", "a"]);
+        }
+        args.extend(["--audit-dir", &audit_dir]);
+        let (exit, output) = hookbridge(&args, &env).await;
+        assert_eq!(exit.code(), Some(want), "{args:?}: {output:?}");
+    }
+
+    let at = |d: &WebhookDelivery| d.payload()["timestamp"].as_i64().expect("a timestamp");
+    let latency = (at(&approved) - at(&created)) as f64 / 1000.0;
+    let worker_page = hookbridge_tests::metrics::scrape(&worker_metrics).await;
+    let run_page = hookbridge_tests::metrics::scrape(&run.at("/metrics")).await;
+    assert!(
+        run_page.contains("hookbridge_http_requests_total"),
+        "the ingest's own figures are there too:\n{run_page}"
+    );
+    for page in [&worker_page, &run_page] {
+        let value = |series: &str| hookbridge_tests::metrics::sample(page, series);
+        let decisions = "hookbridge_gate_decisions_total";
+        for (labels, count) in [
+            (r#"command="gate",decision="pass",reason="approved""#, 1.0),
+            (r#"command="gate",decision="pass",reason="low_tier""#, 1.0),
+            (
+                r#"command="gate",decision="pass",reason="dev_environment""#,
+                1.0,
+            ),
+            (r#"command="gate",decision="fail",reason="no_cr_id""#, 1.0),
+            (
+                r#"command="cr_validate",decision="fail",reason="role_missing""#,
+                1.0,
+            ),
+        ] {
+            assert_eq!(
+                value(&format!("{decisions}{{{labels}}}")),
+                Some(count),
+                "{labels}:\n{page}"
+            );
+        }
+        // A failed CR check is one where a CR was checked: not the run that named none.
+        let failures = "hookbridge_cr_check_failures_total";
+        assert_eq!(
+            value(&format!(
+                r#"{failures}{{command="cr_validate",reason="role_missing"}}"#
+            )),
+            Some(1.0),
+            "{page}"
+        );
+        assert_eq!(
+            page.lines()
+                .filter(|l| l.starts_with(failures) && !l.starts_with('#'))
+                .count(),
+            1,
+            "{page}"
+        );
+        let histogram = "hookbridge_cr_approval_latency_seconds";
+        assert_eq!(value(&format!("{histogram}_count")), Some(1.0), "{page}");
+        let sum = value(&format!("{histogram}_sum")).expect("a sum");
+        assert!((sum - latency).abs() < 1e-6, "sum {sum}, want {latency}");
+        assert_eq!(
+            value(&format!(r#"{histogram}_bucket{{le="60"}}"#)),
+            Some(1.0),
+            "{page}"
+        );
+        assert_eq!(value("hookbridge_worker_store_up"), Some(1.0), "{page}");
+    }
+    run.proc.terminate();
+    assert!(run.proc.wait_exit(PATIENCE).success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn governance_metrics_add_up_across_processes_on_the_embedded_store() {
+    governance_metrics_add_up_across_processes(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn governance_metrics_add_up_across_processes_on_redis() {
+    governance_metrics_add_up_across_processes(true).await;
+}
+
+/// A metrics address that is not one, or is taken: refused at start, naming the key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_worker_metrics_address_is_refused_at_start() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let taken = taken.local_addr().expect("address").to_string();
+    for address in ["nonsense", taken.as_str()] {
+        let env = [
+            ("HOOKBRIDGE_DATA_DIR", dir.path().display().to_string()),
+            ("WORKER_METRICS_BIND", address.to_owned()),
+        ];
+        let (exit, output) =
+            hookbridge_tests::process::run_to_end("hookbridge-worker", &[], &env, PATIENCE).await;
+        assert_eq!(exit.code(), Some(2), "{address}: {output:?}");
+        assert!(
+            output.join("\n").contains("WORKER_METRICS_BIND"),
+            "{address}: {output:?}"
+        );
+    }
 }

@@ -33,6 +33,7 @@ use crate::alerts::{Alert, AlertWaker};
 use crate::audit::{AuditLog, Entry};
 use crate::events::jira::{CrEvent, IssueEventKind};
 use crate::handler::{Failure, Outcome};
+use crate::metrics::governance;
 use crate::store::keys::{CrApplied, CrHistory, CrRecordKey};
 use crate::store::{Store, Transaction};
 use fields::CrFields;
@@ -144,7 +145,9 @@ impl ChangeRequests {
             }
             let applied = match transition::order(stored.value.as_ref(), record) {
                 Order::Newer => {
-                    let stored_status = stored.value.as_ref().map(|r| r.status.as_str());
+                    let stored_record = stored.value.as_ref();
+                    let stored_status = stored_record.map(|r| r.status.as_str());
+                    let record = &Self::with_status_since(record, stored_record);
                     // History says what the event says it changed; alerts compare with what was
                     // last known, so a transition already alerted is never alerted again.
                     let change =
@@ -161,6 +164,16 @@ impl ChangeRequests {
                     }
                     if let Some((kind, known)) = alert {
                         Alert::for_change(kind, record, known).enqueue(&mut tx)?;
+                        // The approval ends the wait in the status it was approved from.
+                        if kind == CrAlertKind::Approved
+                            && let Some(waited) = stored_record.filter(|r| {
+                                !r.deleted && !self.config.statuses.is_rejected(&r.status)
+                            })
+                            && let Some(since) = waited.status_since
+                            && let Ok(latency) = (record.updated_at - since).to_std()
+                        {
+                            governance::observe_approval(&mut tx, latency)?;
+                        }
                     }
                     Applied {
                         newer: true,
@@ -202,6 +215,19 @@ impl ChangeRequests {
                 record.key
             ),
         })
+    }
+
+    /// `record` with [`CrRecord::status_since`] carried over from `stored` while the status stays,
+    /// or the record's own time when this event changed it.
+    fn with_status_since(record: &CrRecord, stored: Option<&CrRecord>) -> CrRecord {
+        let mut record = record.clone();
+        record.status_since = match stored {
+            Some(stored) if stored.status == record.status && stored.deleted == record.deleted => {
+                stored.status_since
+            }
+            _ => Some(record.updated_at),
+        };
+        record
     }
 
     fn push_history(

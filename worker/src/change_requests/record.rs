@@ -140,6 +140,11 @@ pub struct CrRecord {
     pub updated_at: DateTime<Utc>,
     /// Who made the change.
     pub changed_by: Option<Person>,
+    /// Since when the CR has had its current status (the time of the event that set it); what
+    /// the approval latency metric measures from. Set when the record is stored
+    /// ([`super::ChangeRequests::apply`]); `None` when unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_since: Option<DateTime<Utc>>,
     pub deleted: bool,
     /// The issue in Jira's UI.
     pub url: Option<String>,
@@ -196,6 +201,7 @@ impl CrRecord {
             budget_tokens,
             updated_at: at,
             changed_by,
+            status_since: None,
             deleted,
             warnings,
         })

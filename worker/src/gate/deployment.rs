@@ -4,6 +4,7 @@
 
 use std::fmt;
 
+use super::{Denial, ReasonCode};
 use crate::change_requests::record::CrRecord;
 use crate::change_requests::usage::Usage;
 
@@ -52,13 +53,16 @@ pub fn needs_cr(tier: Tier, environment: Environment) -> bool {
 }
 
 /// Why recorded usage stops a deployment, when it does.
-pub fn over_budget(record: &CrRecord, usage: Option<&Usage>) -> Option<String> {
+pub fn over_budget(record: &CrRecord, usage: Option<&Usage>) -> Option<Denial> {
     let budget = record.budget_tokens?;
     let used = usage.map_or(0, |u| u.used_tokens);
     (used >= budget).then(|| {
-        format!(
-            "{} is over its token budget: {used} of {budget} tokens used",
-            record.key
+        Denial::new(
+            ReasonCode::OverBudget,
+            format!(
+                "{} is over its token budget: {used} of {budget} tokens used",
+                record.key
+            ),
         )
     })
 }

@@ -32,6 +32,78 @@ pub struct Policy {
     pub pki: Option<TrustedKeys>,
 }
 
+/// Why a gate decision went the way it did, as a short fixed code: the words of a reason vary
+/// with the CR, the code does not, so metrics and dashboards can count by it (README,
+/// "Governance metrics").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReasonCode {
+    /// Passed: the CR is approved and every required check held.
+    Approved,
+    /// Passed: development deploys need no CR.
+    DevEnvironment,
+    /// Passed: tiers 1–2 need no CR.
+    LowTier,
+    /// A CR is needed and none was named.
+    NoCrId,
+    /// The CR is neither in the store nor in Jira.
+    NotFound,
+    Deleted,
+    Rejected,
+    /// Not (yet) in an approved status.
+    NotApproved,
+    /// A role is required and the CR names no approvers.
+    NoApproverInfo,
+    /// The required role is not among the approvers.
+    RoleMissing,
+    /// PKI enforced and the CR carries no signature.
+    SignatureMissing,
+    /// PKI enforced and the signature does not verify (edited, another CR, expired, untrusted).
+    SignatureInvalid,
+    /// The CR's token budget is used up.
+    OverBudget,
+    /// `--wait` ran out before the CR was approved.
+    TimedOut,
+}
+
+impl ReasonCode {
+    /// The code as metrics and audit records show it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReasonCode::Approved => "approved",
+            ReasonCode::DevEnvironment => "dev_environment",
+            ReasonCode::LowTier => "low_tier",
+            ReasonCode::NoCrId => "no_cr_id",
+            ReasonCode::NotFound => "not_found",
+            ReasonCode::Deleted => "deleted",
+            ReasonCode::Rejected => "rejected",
+            ReasonCode::NotApproved => "not_approved",
+            ReasonCode::NoApproverInfo => "no_approver_info",
+            ReasonCode::RoleMissing => "role_missing",
+            ReasonCode::SignatureMissing => "signature_missing",
+            ReasonCode::SignatureInvalid => "signature_invalid",
+            ReasonCode::OverBudget => "over_budget",
+            ReasonCode::TimedOut => "timed_out",
+        }
+    }
+}
+
+/// Why a CR does not pass: a fixed code and the words for a release manager.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Denial {
+    pub code: ReasonCode,
+    pub reason: String,
+}
+
+impl Denial {
+    pub fn new(code: ReasonCode, reason: impl Into<String>) -> Self {
+        Self {
+            code,
+            reason: reason.into(),
+        }
+    }
+}
+
 /// What the gate says about a CR.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "decision", rename_all = "lowercase")]
@@ -39,11 +111,11 @@ pub enum Verdict {
     /// Passes; with what a reader should still know.
     Pass { warnings: Vec<String> },
     /// Not (yet) approved, but not refused either: waiting may change it.
-    Pending { reason: String },
+    Pending(Denial),
     /// Approved, but something else fails (role, signature): an edit of the CR may change it.
-    Fail { reason: String },
-    /// Rejected or deleted: waiting will not change it.
-    Refused { reason: String },
+    Fail(Denial),
+    /// Rejected, deleted or over budget: waiting will not change it.
+    Refused(Denial),
 }
 
 impl Verdict {
@@ -51,14 +123,19 @@ impl Verdict {
         matches!(self, Verdict::Pass { .. })
     }
 
-    /// The reason it did not pass.
-    pub fn reason(&self) -> Option<&str> {
+    /// Why it did not pass.
+    pub fn denial(&self) -> Option<&Denial> {
         match self {
             Verdict::Pass { .. } => None,
-            Verdict::Pending { reason }
-            | Verdict::Fail { reason }
-            | Verdict::Refused { reason } => Some(reason),
+            Verdict::Pending(denial) | Verdict::Fail(denial) | Verdict::Refused(denial) => {
+                Some(denial)
+            }
         }
+    }
+
+    /// The reason it did not pass.
+    pub fn reason(&self) -> Option<&str> {
+        self.denial().map(|d| d.reason.as_str())
     }
 }
 
@@ -71,32 +148,36 @@ pub fn check(
 ) -> Verdict {
     let key = &record.key;
     if record.deleted {
-        return Verdict::Refused {
-            reason: format!("{key} was deleted in Jira"),
-        };
+        return Verdict::Refused(Denial::new(
+            ReasonCode::Deleted,
+            format!("{key} was deleted in Jira"),
+        ));
     }
     if policy.statuses.is_rejected(&record.status) {
-        return Verdict::Refused {
-            reason: format!("{key} was rejected (status {})", record.status),
-        };
+        return Verdict::Refused(Denial::new(
+            ReasonCode::Rejected,
+            format!("{key} was rejected (status {})", record.status),
+        ));
     }
     if !policy.statuses.is_approved(&record.status) {
-        return Verdict::Pending {
-            reason: format!(
+        return Verdict::Pending(Denial::new(
+            ReasonCode::NotApproved,
+            format!(
                 "{key} is {:?}, not approved (approved statuses: {})",
                 record.status,
                 policy.statuses.approved.join(", ")
             ),
-        };
+        ));
     }
     let mut warnings = Vec::new();
     match role {
         Some(role) if record.approvers.is_empty() => {
-            return Verdict::Fail {
-                reason: format!(
+            return Verdict::Fail(Denial::new(
+                ReasonCode::NoApproverInfo,
+                format!(
                     "{key} has no approver information, so the required role {role:?} cannot be found"
                 ),
-            };
+            ));
         }
         Some(role) => {
             let has_role = record.approvers.iter().any(|a| {
@@ -110,12 +191,13 @@ pub fn check(
                     .iter()
                     .map(|a| format!("{} ({})", a.name, a.role.as_deref().unwrap_or("no role")))
                     .collect();
-                return Verdict::Fail {
-                    reason: format!(
+                return Verdict::Fail(Denial::new(
+                    ReasonCode::RoleMissing,
+                    format!(
                         "approver role {role:?} not found on {key} (approvers: {})",
                         present.join(", ")
                     ),
-                };
+                ));
             }
         }
         None if record.approvers.is_empty() => {
@@ -129,16 +211,16 @@ pub fn check(
                 .signature_problem
                 .clone()
                 .unwrap_or_else(|| "the signature field is empty".into());
-            return Verdict::Fail {
-                reason: format!(
-                    "{key} has no valid PKI signature ({why}); ENFORCE_PKI_VALIDATION is on"
-                ),
-            };
+            return Verdict::Fail(Denial::new(
+                ReasonCode::SignatureMissing,
+                format!("{key} has no valid PKI signature ({why}); ENFORCE_PKI_VALIDATION is on"),
+            ));
         };
         if let Err(why) = approval::verify(signature, key.as_str(), trusted, now) {
-            return Verdict::Fail {
-                reason: format!("{key}: PKI signature invalid: {why}"),
-            };
+            return Verdict::Fail(Denial::new(
+                ReasonCode::SignatureInvalid,
+                format!("{key}: PKI signature invalid: {why}"),
+            ));
         }
     }
     Verdict::Pass { warnings }

@@ -1,8 +1,11 @@
 //! The public keys an approval may be signed with: every `*.pub` (`PUBLIC KEY` PEM) and `*.crt` /
-//! `*.pem` (`CERTIFICATE` PEM) file of a directory (`HOOKBRIDGE_PKI_TRUSTED_DIR` or `--trusted`).
-//! A certificate is trusted only within its validity.
+//! `*.pem` (`CERTIFICATE` PEM) file of a directory (`HOOKBRIDGE_PKI_TRUSTED_DIR` or `--trusted`),
+//! and the directory and files the configuration file's `[pki]` table names. A certificate is
+//! trusted only within its validity.
 
 use std::path::Path;
+
+use hookbridge_shared::config::PkiFile;
 
 use chrono::{DateTime, Utc};
 use pkcs8::der::{Decode, DecodePem, Encode};
@@ -51,13 +54,7 @@ impl TrustedKeys {
             if !matches!(extension, "pub" | "crt" | "pem") {
                 continue;
             }
-            let shown = path.display().to_string();
-            let text = std::fs::read_to_string(&path)
-                .map_err(|e| PkiError::Io(format!("{shown}: {e}")))?;
-            let name = path
-                .file_stem()
-                .map_or_else(String::new, |s| s.to_string_lossy().into_owned());
-            keys.push(parse(&text, name).map_err(|e| PkiError::Io(format!("{shown}: {e}")))?);
+            keys.push(load_file(&path)?);
         }
         if keys.is_empty() {
             return Err(PkiError::Io(format!(
@@ -68,9 +65,38 @@ impl TrustedKeys {
         Ok(Self { keys })
     }
 
+    /// The keys of `dir` (`HOOKBRIDGE_PKI_TRUSTED_DIR`, `--trusted`) and of the configuration
+    /// file's `[pki]` table together; `None` when neither names any.
+    ///
+    /// # Errors
+    /// [`PkiError::Io`] when a named directory or file cannot be read or parsed.
+    pub fn load(dir: Option<&Path>, file: &PkiFile) -> Result<Option<Self>, PkiError> {
+        if dir.is_none() && file.is_empty() {
+            return Ok(None);
+        }
+        let mut keys = Vec::new();
+        for dir in dir.into_iter().chain(file.trusted_dir.as_deref()) {
+            keys.extend(Self::load_dir(dir)?.keys);
+        }
+        for path in &file.trusted_keys {
+            keys.push(load_file(path)?);
+        }
+        Ok(Some(Self { keys }))
+    }
+
     pub fn find(&self, key_id: &str) -> Option<&TrustedKey> {
         self.keys.iter().find(|k| k.key_id == key_id)
     }
+}
+
+/// One key or certificate file, named after its file name without extension.
+fn load_file(path: &Path) -> Result<TrustedKey, PkiError> {
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| PkiError::Io(format!("{shown}: {e}")))?;
+    let name = path
+        .file_stem()
+        .map_or_else(String::new, |s| s.to_string_lossy().into_owned());
+    parse(&text, name).map_err(|e| PkiError::Io(format!("{shown}: {e}")))
 }
 
 /// A `PUBLIC KEY` or `CERTIFICATE` PEM.

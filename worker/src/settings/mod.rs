@@ -86,6 +86,21 @@ pub struct WorkerArgs {
 
     #[command(flatten)]
     pub change_requests: CrArgs,
+
+    /// `host:port` of the worker's Prometheus `/metrics` listener (off unless set).
+    #[arg(long, env = "WORKER_METRICS_BIND")]
+    pub metrics_bind: Option<String>,
+}
+
+/// A `host:port` listen address, checked for form (the port is a number) but not resolved: the
+/// listener resolves and binds it at start.
+fn listen_address(value: &str) -> Result<String, String> {
+    match value.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => {
+            Ok(value.to_owned())
+        }
+        _ => Err(format!("{value:?} is not host:port (e.g. 0.0.0.0:9102)")),
+    }
 }
 
 /// Validated worker settings.
@@ -99,6 +114,8 @@ pub struct WorkerSettings {
     pub lock_ttl: Duration,
     pub ignore_logins: Vec<String>,
     pub change_requests: CrSettings,
+    /// `WORKER_METRICS_BIND`, when set.
+    pub metrics_bind: Option<String>,
 }
 
 impl WorkerSettings {
@@ -141,6 +158,13 @@ impl WorkerSettings {
                 .filter(|l| !l.is_empty())
                 .collect(),
             change_requests: args.change_requests.settings(&file)?,
+            metrics_bind: args
+                .metrics_bind
+                .as_deref()
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(|v| listen_address(v).map_err(|e| ConfigError::new("WORKER_METRICS_BIND", e)))
+                .transpose()?,
         })
     }
 }

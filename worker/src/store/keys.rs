@@ -8,7 +8,7 @@
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::transaction::StoreList;
+use super::transaction::{StoreCounters, StoreList};
 use crate::alerts::Alert;
 use crate::alerts::dispatcher::DispatchState;
 use crate::audit::ChainHead;
@@ -17,6 +17,7 @@ use crate::change_requests::transition::HistoryEntry;
 use crate::change_requests::{Applied, Usage};
 use crate::events::github::IssueIdentity;
 use crate::github_sync::{CommentRecord, Intent, Mapping};
+use crate::metrics::governance::{CheckFailureLabels, DecisionLabels, LatencyCell};
 
 /// A key of the store's key/value map and the type of the value kept there.
 pub trait StoreKey {
@@ -178,6 +179,30 @@ impl StoreList for AuditChains {
     }
 }
 
+/// Gate decisions, by command, outcome and reason (see [`crate::metrics::governance`]).
+pub struct GateDecisions;
+
+impl StoreCounters for GateDecisions {
+    type Labels = DecisionLabels;
+    const PREFIX: &'static str = "metric-gate-decisions";
+}
+
+/// CR checks that did not pass, by command and reason.
+pub struct CrCheckFailures;
+
+impl StoreCounters for CrCheckFailures {
+    type Labels = CheckFailureLabels;
+    const PREFIX: &'static str = "metric-cr-check-failures";
+}
+
+/// The approval latency histogram's cells.
+pub struct ApprovalLatency;
+
+impl StoreCounters for ApprovalLatency {
+    type Labels = LatencyCell;
+    const PREFIX: &'static str = "metric-cr-approval-latency";
+}
+
 /// The name of a lock; one constructor per kind of lock, so lock names cannot collide either.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LockName(String);
@@ -225,6 +250,9 @@ pub(crate) const ALL_PREFIXES: &[&str] = &[
     <AlertQueued<'static> as StoreKey>::PREFIX,
     <AuditHead<'static> as StoreKey>::PREFIX,
     <AuditChains as StoreList>::PREFIX,
+    <GateDecisions as StoreCounters>::PREFIX,
+    <CrCheckFailures as StoreCounters>::PREFIX,
+    <ApprovalLatency as StoreCounters>::PREFIX,
 ];
 
 #[cfg(test)]

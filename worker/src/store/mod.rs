@@ -15,6 +15,8 @@
 //!   records and their history, the Slack outbox, audit chain heads. Fenced writes succeed only
 //!   while the writer still holds its lock, so a worker that lost its lock without noticing cannot
 //!   overwrite its successor's work;
+//! - **counters** ([`Store::counters`], [`Transaction::increment`]): integers that only grow,
+//!   shared by every process, for the governance metrics;
 //! - **transactions** ([`Store::commit`], [`transaction`]): conditions ("unchanged since I read
 //!   it", "I still hold the lock") and writes applied together or not at all.
 //!
@@ -43,7 +45,7 @@ use std::time::Duration;
 pub use embedded::EmbeddedStore;
 pub use keys::{LockName, StoreKey};
 pub use redis::RedisStore;
-pub use transaction::{StoreList, Transaction, Versioned};
+pub use transaction::{StoreCounters, StoreList, Transaction, Versioned};
 
 /// The embedded store's file name inside the data dir.
 pub const EMBEDDED_FILE_NAME: &str = "store.db";
@@ -324,6 +326,25 @@ impl Store {
             Store::Embedded(s) => s.list_range(&name, start, count).await?,
         };
         raw.iter().map(|item| decode(&name, item)).collect()
+    }
+
+    /// Every counter of the family `counters` with its value, in no particular order.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the backend cannot be reached; [`StoreError::Corrupt`] when
+    /// a field is not a `C::Labels` or a value not a count.
+    pub async fn counters<C: StoreCounters>(
+        &self,
+        counters: &C,
+    ) -> Result<Vec<(C::Labels, u64)>, StoreError> {
+        let name = counters.name();
+        let raw = match self {
+            Store::Redis(s) => s.counters(&name).await?,
+            Store::Embedded(s) => s.counters(&name).await?,
+        };
+        raw.iter()
+            .map(|(field, value)| Ok((decode(&name, field)?, *value)))
+            .collect()
     }
 
     /// Writes `value` at `key` only while `guard` still holds its lock; `Ok(false)` when fenced

@@ -31,6 +31,21 @@ pub trait StoreList {
     }
 }
 
+/// A family of counters in the store (see [`super::keys`]): one integer per label set, only ever
+/// increased, so that every process — workers and short-lived CLI runs alike — adds to the same
+/// figures (the governance metrics).
+pub trait StoreCounters {
+    /// What tells one counter of the family from another (serialised as its field name).
+    type Labels: Serialize + DeserializeOwned;
+    /// The namespace of this family (no prefix begins another one).
+    const PREFIX: &'static str;
+
+    /// The whole key.
+    fn name(&self) -> String {
+        Self::PREFIX.to_owned()
+    }
+}
+
 /// A value as read, remembered exactly so that a transaction can require it to be unchanged.
 #[derive(Debug, Clone)]
 pub struct Versioned<V> {
@@ -70,6 +85,12 @@ pub(crate) enum Write {
     PopFront {
         list: String,
         count: usize,
+    },
+    /// Adds `by` to the counter `field` of the family `counters`.
+    Increment {
+        counters: String,
+        field: String,
+        by: u64,
     },
     /// Marks a delivery done, as [`super::Store::mark_done`] does.
     MarkDone {
@@ -161,6 +182,24 @@ impl Transaction {
             list: list.name(),
             count,
         });
+    }
+
+    /// Adds `by` to the counter of `counters` labelled `labels`.
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] when the labels cannot be encoded.
+    pub fn increment<C: StoreCounters>(
+        &mut self,
+        counters: &C,
+        labels: &C::Labels,
+        by: u64,
+    ) -> Result<(), StoreError> {
+        self.writes.push(Write::Increment {
+            counters: counters.name(),
+            field: encode::<C::Labels>(C::PREFIX, labels)?,
+            by,
+        });
+        Ok(())
     }
 
     /// Marks `delivery` done for `ttl`.

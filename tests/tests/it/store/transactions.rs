@@ -1,11 +1,11 @@
-//! Store transactions and lists, on both backends: conditions checked and writes applied as one
-//! step, or nothing written; lists appended at the back and taken from the front, bounded and
-//! expiring as a whole.
+//! Store transactions, lists and counters, on both backends: conditions checked and writes
+//! applied as one step, or nothing written; lists appended at the back and taken from the front,
+//! bounded and expiring as a whole; counters that every process adds to.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use hookbridge_worker::store::{Store, StoreList, Transaction};
+use hookbridge_worker::store::{Store, StoreCounters, StoreList, Transaction};
 use tokio::time::Instant;
 
 use super::{Harness, LONG, Raw, RawMap, SHORT, eventually, holds_until, lock};
@@ -19,6 +19,20 @@ impl StoreList for Items<'_> {
     fn suffix(&self) -> String {
         self.0.to_owned()
     }
+}
+
+/// A counter family of these tests, labelled by a name.
+struct Tally;
+
+impl StoreCounters for Tally {
+    type Labels = String;
+    const PREFIX: &'static str = "conformance-counters";
+}
+
+async fn tally(store: &Store) -> Vec<(String, u64)> {
+    let mut all = store.counters(&Tally).await.unwrap();
+    all.sort();
+    all
 }
 
 async fn items(store: &Store, list: &str) -> Vec<String> {
@@ -213,7 +227,42 @@ async fn optimistic_increments_from_two_processes_never_lose_one(h: &Harness) {
     assert_eq!(items(&h.store, "increments").await.len(), 20);
 }
 
+/// Counters from two processes at once, with no read in between: every increment lands; an
+/// increment in a transaction whose condition fails does not.
+async fn counters_add_up_across_processes_and_follow_their_transaction(h: &Harness) {
+    assert!(tally(&h.store).await.is_empty());
+    let other = h.another_process().await;
+    let stores = Arc::new([h.store.clone(), other]);
+    let mut tasks = Vec::new();
+    for i in 0..20u64 {
+        let stores = stores.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut tx = Transaction::new();
+            let label = if i % 4 == 0 { "rare" } else { "common" };
+            tx.increment(&Tally, &label.to_owned(), 1).unwrap();
+            tx.increment(&Tally, &"weight".to_owned(), i).unwrap();
+            assert!(stores[(i % 2) as usize].commit(&tx).await.unwrap());
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let want = vec![
+        ("common".to_owned(), 15),
+        ("rare".to_owned(), 5),
+        ("weight".to_owned(), (0..20).sum()),
+    ];
+    assert_eq!(tally(&h.store).await, want);
+    h.store.put("guard", "changed", None).await.unwrap();
+    let mut tx = Transaction::new();
+    tx.expect_absent(&Raw("guard"));
+    tx.increment(&Tally, &"rare".to_owned(), 100).unwrap();
+    assert!(!h.store.commit(&tx).await.unwrap());
+    assert_eq!(tally(&h.store).await, want);
+}
+
 store_tests!(
+    counters_add_up_across_processes_and_follow_their_transaction,
     a_transaction_writes_everything_when_its_conditions_hold,
     a_value_changed_since_it_was_read_fails_the_transaction,
     a_transaction_fenced_by_a_lost_lock_writes_nothing,

@@ -28,7 +28,7 @@ mod transaction;
 use slots::{open_slots, slots_path};
 
 /// The schema version this code writes; a file with a newer one is refused rather than misread.
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 /// Most expired rows one write deletes on the side.
 const CLEANUP_BATCH: i64 = 32;
@@ -63,6 +63,12 @@ CREATE TABLE IF NOT EXISTS lists (
     PRIMARY KEY (key, seq)
 );
 CREATE INDEX IF NOT EXISTS lists_by_expiry ON lists (expires_at) WHERE expires_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS counters (
+    key TEXT NOT NULL,
+    field TEXT NOT NULL,
+    value INTEGER NOT NULL,
+    PRIMARY KEY (key, field)
+) WITHOUT ROWID;
 ";
 
 struct Inner {

@@ -4,7 +4,8 @@
 //!
 //! A list is the rows of `lists` with one key, in `seq` order. Items are only appended at the back
 //! (`seq` = last + 1) and removed from the front, so a list's rows are always a run of consecutive
-//! `seq`s, and "keep the newest N" is "delete every `seq` up to last − N".
+//! `seq`s, and "keep the newest N" is "delete every `seq` up to last − N". A counter is a row
+//! of `counters`, added to with an upsert.
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
@@ -94,6 +95,24 @@ fn apply(conn: &Connection, write: &Write, now: i64) -> Result<(), StoreError> {
             )
             .map(|_| ())
             .map_err(store_error),
+        Write::Increment {
+            counters,
+            field,
+            by,
+        } => conn
+            .prepare_cached(
+                "INSERT INTO counters (key, field, value) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (key, field) DO UPDATE SET value = value + excluded.value",
+            )
+            .and_then(|mut stmt| {
+                stmt.execute(params![
+                    counters,
+                    field,
+                    i64::try_from(*by).unwrap_or(i64::MAX)
+                ])
+            })
+            .map(|_| ())
+            .map_err(store_error),
         Write::MarkDone { delivery, ttl } => conn
             .execute(
                 "INSERT INTO done (delivery, expires_at) VALUES (?1, ?2)
@@ -141,6 +160,30 @@ impl EmbeddedStore {
     pub async fn commit(&self, tx: &Transaction) -> Result<bool, StoreError> {
         let tx = tx.clone();
         self.with_conn(move |conn| commit_in(conn, &tx)).await
+    }
+
+    /// Every counter of the family `counters`: field and value.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the file cannot be read.
+    pub async fn counters(&self, counters: &str) -> Result<Vec<(String, u64)>, StoreError> {
+        let counters = counters.to_owned();
+        self.with_conn(move |conn| {
+            let mut stmt = conn
+                .prepare_cached("SELECT field, value FROM counters WHERE key = ?1")
+                .map_err(store_error)?;
+            let rows = stmt
+                .query_map(params![counters], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+                })
+                .map_err(store_error)?;
+            rows.map(|row| {
+                let (field, value) = row.map_err(store_error)?;
+                Ok((field, u64::try_from(value).unwrap_or(0)))
+            })
+            .collect()
+        })
+        .await
     }
 
     /// Up to `count` items of `list` from position `start` (0 = oldest).

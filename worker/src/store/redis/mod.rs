@@ -7,7 +7,8 @@
 //! - `<prefix>kv:<key>`: key/value entries (a separate namespace, so no value can be mistaken for a
 //!   lock or a fence counter);
 //! - `<prefix>list:<key>`: lists (Redis lists, appended with `RPUSH`, removed from the front);
-//! - `<prefix>slots:<key>`: rate-slot schedules.
+//! - `<prefix>slots:<key>`: rate-slot schedules;
+//! - `<prefix>counters:<key>`: counter families (hashes: one field per label set, `HINCRBY`).
 //!
 //! Every compare-and-set is a Lua script, which Redis runs atomically: nothing can happen between
 //! "is this still the holder's token" and the write it guards.
@@ -239,6 +240,10 @@ impl RedisStore {
 
     fn kv_key(&self, key: &str) -> String {
         format!("{}kv:{key}", self.prefix)
+    }
+
+    fn counters_key(&self, key: &str) -> String {
+        format!("{}counters:{key}", self.prefix)
     }
 
     fn list_key(&self, key: &str) -> String {

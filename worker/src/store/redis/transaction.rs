@@ -37,6 +37,8 @@ for _, w in ipairs(ops.w) do
         if w.px then redis.call('PEXPIRE', key, w.px) else redis.call('PERSIST', key) end
     elseif w.t == 'pop' then
         redis.call('LTRIM', key, w.n, '-1')
+    elseif w.t == 'incr' then
+        redis.call('HINCRBY', key, w.f, w.n)
     elseif w.t == 'done' then
         redis.call('SET', key, '1', 'PX', w.px)
     end
@@ -97,6 +99,16 @@ fn encode(store: &RedisStore, tx: &Transaction) -> (Vec<String>, String) {
             Write::PopFront { list, count } => {
                 json!({"t": "pop", "k": index(store.list_key(list)), "n": count.to_string()})
             }
+            Write::Increment {
+                counters,
+                field,
+                by,
+            } => json!({
+                "t": "incr",
+                "k": index(store.counters_key(counters)),
+                "f": field,
+                "n": by.to_string(),
+            }),
             Write::MarkDone { delivery, ttl } => json!({
                 "t": "done",
                 "k": index(store.done_key(delivery)),
@@ -127,6 +139,27 @@ impl RedisStore {
             .await
             .map_err(store_error)?;
         Ok(applied == 1)
+    }
+
+    /// Every counter of the family `counters`: field and value.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when Redis cannot be reached; [`StoreError::Corrupt`] when a
+    /// value is not a count.
+    pub async fn counters(&self, counters: &str) -> Result<Vec<(String, u64)>, StoreError> {
+        let mut conn = self.conn.clone();
+        let all: std::collections::HashMap<String, String> =
+            redis::AsyncCommands::hgetall(&mut conn, self.counters_key(counters))
+                .await
+                .map_err(store_error)?;
+        all.into_iter()
+            .map(|(field, value)| {
+                value
+                    .parse::<u64>()
+                    .map(|v| (field, v))
+                    .map_err(|_| StoreError::Corrupt(format!("counter {counters} holds {value:?}")))
+            })
+            .collect()
     }
 
     /// Up to `count` items of `list` from position `start` (0 = oldest).

@@ -1,0 +1,71 @@
+//! The worker's Prometheus metrics (README, "Metrics"): what this process counts, and the
+//! governance figures every process keeps in the store ([`governance`]).
+//!
+//! They are served by the worker's own listener ([`server`], `WORKER_METRICS_BIND`, off unless
+//! set) and, in `hookbridge run`, on the ingest's `/metrics` beside the ingest's own.
+//!
+//! # Layout
+//! - [`governance`]: gate decisions, failed CR checks, approval latency — counters in the store.
+//! - [`server`]: the `/metrics` listener.
+
+pub mod governance;
+pub mod server;
+
+use prometheus::core::Collector;
+use prometheus::proto::MetricFamily;
+use prometheus::{Encoder, IntGauge, Registry, TextEncoder};
+
+use crate::store::Store;
+
+/// The worker's metrics; cheap to clone (the collectors and the store connection are shared).
+#[derive(Clone)]
+pub struct WorkerMetrics {
+    registry: Registry,
+    store: Store,
+    /// 1 when the last scrape could read the store's figures, else 0.
+    store_up: IntGauge,
+}
+
+impl WorkerMetrics {
+    /// Builds and registers every family. Names are fixed and valid, so registration cannot fail.
+    #[allow(clippy::expect_used)]
+    pub fn new(store: Store) -> Self {
+        let registry = Registry::new();
+        let store_up = IntGauge::new(
+            "hookbridge_worker_store_up",
+            "1 when the worker could read the store at the last scrape",
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(store_up.clone()) as Box<dyn Collector>)
+            .expect("metric names are unique");
+        Self {
+            registry,
+            store,
+            store_up,
+        }
+    }
+
+    /// The Prometheus text exposition: this process's families and the store's. A store that
+    /// cannot be read leaves its families out and says so in `hookbridge_worker_store_up`.
+    pub async fn render(&self) -> String {
+        let stored = match governance::families(&self.store).await {
+            Ok(families) => {
+                self.store_up.set(1);
+                families
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "metrics: the governance figures could not be read");
+                self.store_up.set(0);
+                Vec::new()
+            }
+        };
+        let mut families: Vec<MetricFamily> = self.registry.gather();
+        families.extend(stored.into_iter().filter(|f| !f.get_metric().is_empty()));
+        let mut buffer = Vec::new();
+        if let Err(e) = TextEncoder::new().encode(&families, &mut buffer) {
+            tracing::error!(error = %e, "metrics could not be encoded");
+        }
+        String::from_utf8(buffer).unwrap_or_default()
+    }
+}
