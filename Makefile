@@ -5,7 +5,7 @@ CARGO ?= cargo
 DATA_DIR ?= ./data
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 
-.PHONY: run demo demo-cr test lint build release bench clean-test-env
+.PHONY: run demo demo-cr test lint lint-infra build release bench clean-test-env
 
 ## Build and start one-machine mode (ingest + worker, embedded queue) on 127.0.0.1:8080.
 run: release
@@ -28,11 +28,18 @@ demo-cr:
 test: lint build
 	scripts/with-test-services.sh $(CARGO) test --workspace --no-fail-fast
 
-## Rust formatting and clippy, then the GitHub Action and workflow linters (zizmor, actionlint).
+## Rust formatting and clippy, then the GitHub Action and workflow linters (zizmor, actionlint),
+## then the deployment material's (see lint-infra).
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	scripts/lint-actions.sh
+	scripts/lint-infra.sh
+
+## infra/ only: checkov and kubernetes-validate (Terraform, Kubernetes, Dockerfile), nginx -t,
+## systemd-analyze verify/security.
+lint-infra:
+	scripts/lint-infra.sh
 
 build:
 	$(CARGO) build --workspace --bins

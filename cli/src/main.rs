@@ -33,6 +33,9 @@ enum Command {
     /// PKI for CR approvals: keygen, sign, verify.
     #[command(subcommand)]
     Pki(Box<commands::pki::PkiCommand>),
+    /// The dead-letter queue: list, show, redrive, purge.
+    #[command(subcommand)]
+    Dlq(Box<commands::dlq::DlqCommand>),
     /// The audit trail: verify its hash chains.
     #[command(subcommand)]
     Audit(Box<commands::audit::AuditCommand>),
@@ -122,6 +125,7 @@ async fn main() {
         Command::Jira(command) => commands::jira::run(*command).await,
         Command::Pki(command) => commands::pki::run(*command),
         Command::Gate(command) => command.run().await,
+        Command::Dlq(command) => commands::dlq::run(*command).await,
     };
     if let Err(failure) = result {
         exit(failure);

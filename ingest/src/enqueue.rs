@@ -1,7 +1,9 @@
 //! Envelope → durable storage. The ingest answers 2xx only after [`Enqueuer::enqueue`] returns Ok.
 //!
 //! - Oversize payloads (envelope larger than the queue's message limit, 256 KiB on SQS by default)
-//!   are written to the claim store first and the envelope carries a reference: never dropped.
+//!   are written to the claim store (a directory or S3) first and the envelope carries a
+//!   reference: never dropped. When the claim store cannot take the payload the event is answered
+//!   503, not spooled: the spool forwards to the same queue, which cannot take the payload inline.
 //! - With SQS, a local spool (an embedded queue in the data dir) takes the event when SQS cannot,
 //!   so a short SQS outage costs no deliveries; a forwarder moves spooled events to SQS as soon as
 //!   it answers again. `/ready` stays 200 while either can take events.
@@ -115,15 +117,13 @@ impl Enqueuer {
         let Some(payload) = envelope.payload.take() else {
             return Ok(());
         };
-        let claims = self.inner.claims.clone();
-        let claim = tokio::task::spawn_blocking(move || claims.put(payload.get().as_bytes()))
-            .await
-            .map_err(|e| IngestError::Unavailable(format!("claim store task failed: {e}")))?
-            .map_err(|e| {
-                tracing::error!(error = %e, "claim store write failed");
-                IngestError::Unavailable("the oversize event could not be stored aside".into())
-            })?;
+        let bytes = Bytes::from(String::from(Box::<str>::from(payload)));
+        let claim = self.inner.claims.put(bytes).await.map_err(|e| {
+            tracing::error!(error = %e, delivery = %envelope.delivery, "claim store write failed");
+            IngestError::Unavailable("the oversize event could not be stored aside".into())
+        })?;
         tracing::info!(delivery = %envelope.delivery, bytes = claim.bytes, sha256 = %claim.sha256,
+            claims = %self.inner.claims,
             "payload exceeds the queue message limit; stored with a claim check");
         if let Some(m) = self.inner.metrics.get() {
             m.claim_checks.inc();

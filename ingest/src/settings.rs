@@ -113,8 +113,9 @@ pub struct IngestSettings {
 impl IngestSettings {
     /// # Errors
     /// [`ConfigError`] naming the key: no secret at all (and unsigned not allowed), half a TLS
-    /// configuration, an invalid config file.
+    /// configuration, an invalid config file, contradicting claim settings.
     pub fn from_args(args: &IngestArgs, common: &CommonArgs) -> Result<Self, ConfigError> {
+        common.check_claim_settings()?;
         let jira_secret = match &args.jira_webhook_secret {
             Some(s) => Some(s.clone()),
             None => env_alias("WEBHOOK_SECRET")

@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use url::Url;
 
-use crate::claim::ClaimStore;
+use crate::claim::{self, BucketName, ClaimStore, S3Location};
 use crate::queue::embedded::{EmbeddedOptions, EmbeddedQueue};
 use crate::queue::sqs::{SqsOptions, SqsQueue};
 use crate::queue::{Queue, QueueError};
@@ -54,10 +54,19 @@ pub struct CommonArgs {
           value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub max_receive_count: u32,
 
-    /// Where payloads too large for a queue message are kept (claim checks); must be shared by
-    /// ingest and workers. Default: `<data dir>/claims`.
+    /// Where payloads too large for a queue message are kept (claim checks) when no S3 bucket is
+    /// set; must be shared by ingest and workers. Default: `<data dir>/claims`.
     #[arg(long, env = "HOOKBRIDGE_CLAIM_DIR")]
     pub claim_dir: Option<PathBuf>,
+
+    /// Keep claim checks in this S3 bucket instead of a directory, for hosts that share no disk;
+    /// reached with the same AWS configuration and credentials as SQS.
+    #[arg(long, env = "HOOKBRIDGE_CLAIM_S3_BUCKET", value_parser = parse_claim_bucket)]
+    pub claim_s3_bucket: Option<BucketName>,
+
+    /// Key prefix of claim checks in the bucket, prepended as it is. Default: `claims/`.
+    #[arg(long, env = "HOOKBRIDGE_CLAIM_S3_PREFIX", value_parser = parse_claim_prefix)]
+    pub claim_s3_prefix: Option<String>,
 
     /// TOML file with routing rules and event filters.
     #[arg(long = "config", env = "HOOKBRIDGE_CONFIG")]
@@ -78,6 +87,21 @@ pub enum QueueBackend {
 
 /// The embedded queue's file name inside the data dir.
 pub const EMBEDDED_QUEUE_FILE: &str = "queue.db";
+
+/// Where claim checks are kept, decided once from the configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClaimBackend {
+    Dir { path: PathBuf },
+    S3(S3Location),
+}
+
+fn parse_claim_bucket(value: &str) -> Result<BucketName, String> {
+    BucketName::parse(value).map_err(|e| format!("HOOKBRIDGE_CLAIM_S3_BUCKET: {e}"))
+}
+
+fn parse_claim_prefix(value: &str) -> Result<String, String> {
+    claim::s3::parse_prefix(value).map_err(|e| format!("HOOKBRIDGE_CLAIM_S3_PREFIX: {e}"))
+}
 
 impl CommonArgs {
     pub fn queue_backend(&self) -> QueueBackend {
@@ -114,12 +138,57 @@ impl CommonArgs {
         }
     }
 
+    pub fn claim_backend(&self) -> ClaimBackend {
+        match &self.claim_s3_bucket {
+            Some(bucket) => ClaimBackend::S3(S3Location {
+                bucket: bucket.clone(),
+                prefix: self
+                    .claim_s3_prefix
+                    .clone()
+                    .unwrap_or_else(|| claim::s3::DEFAULT_PREFIX.to_owned()),
+            }),
+            None => ClaimBackend::Dir {
+                path: self
+                    .claim_dir
+                    .clone()
+                    .unwrap_or_else(|| self.data_dir.join("claims")),
+            },
+        }
+    }
+
+    /// The configured claim store. An S3 store connects on first use, so this needs no network.
     pub fn claim_store(&self) -> ClaimStore {
-        ClaimStore::new(
-            self.claim_dir
-                .clone()
-                .unwrap_or_else(|| self.data_dir.join("claims")),
-        )
+        match self.claim_backend() {
+            ClaimBackend::Dir { path } => ClaimStore::new(path),
+            ClaimBackend::S3(location) => ClaimStore::s3(location),
+        }
+    }
+
+    /// Refuses claim settings that contradict each other, each of which would put claims where
+    /// the operator did not mean them to be: a prefix without a bucket (an empty one means no
+    /// prefix, and passes), a directory and a bucket.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the key.
+    pub fn check_claim_settings(&self) -> Result<(), ConfigError> {
+        if self.claim_s3_bucket.is_some() {
+            if self.claim_dir.is_some() {
+                return Err(ConfigError::new(
+                    "HOOKBRIDGE_CLAIM_DIR",
+                    "set together with HOOKBRIDGE_CLAIM_S3_BUCKET; claims are kept in one place: unset one",
+                ));
+            }
+        } else if self
+            .claim_s3_prefix
+            .as_deref()
+            .is_some_and(|p| !p.is_empty())
+        {
+            return Err(ConfigError::new(
+                "HOOKBRIDGE_CLAIM_S3_PREFIX",
+                "set without HOOKBRIDGE_CLAIM_S3_BUCKET: set the bucket too, or unset the prefix",
+            ));
+        }
+        Ok(())
     }
 
     /// Reads the optional TOML file.

@@ -8,11 +8,13 @@
 //!   successful check, so nothing unverified can be enqueued.
 //! - [`queue`]: one queue interface with two backends, SQS and an embedded SQLite queue, with the same
 //!   semantics (visibility timeout, receive count, dead-lettering).
-//! - [`claim`]: the claim-check store that keeps bodies too large for the queue's message limit.
+//! - [`claim`]: the claim-check store (a directory or an S3 bucket) that keeps bodies too large for
+//!   the queue's message limit.
 //! - [`routing`]: routing rules (GitHub event → Jira project, type, labels).
 //! - [`config`]: typed settings from environment, flags and the optional TOML file.
 //! - [`telemetry`] and [`shutdown`]: logging set-up and signal handling shared by every binary.
 
+mod aws_errors;
 pub mod claim;
 pub mod config;
 pub mod envelope;

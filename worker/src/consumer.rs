@@ -17,6 +17,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::handler::{Handler, Outcome};
+use crate::metrics::pipeline::MessageLabels;
 
 /// How the loop consumes.
 #[derive(Debug, Clone)]
@@ -145,6 +146,9 @@ async fn process<H: Handler>(
     config: ConsumerConfig,
     hard_stop: CancellationToken,
 ) {
+    let started = std::time::Instant::now();
+    let labels = MessageLabels::of(&delivery.message.body);
+    labels.received();
     let half = (config.visibility / 2).max(Duration::from_millis(500));
     let mut extend = tokio::time::interval_at(tokio::time::Instant::now() + half, half);
     let message = delivery.message.clone();
@@ -165,7 +169,29 @@ async fn process<H: Handler>(
         let _ = delivery.release(Duration::ZERO).await;
         return;
     };
-    settle(delivery, outcome, config.max_attempts, handler.as_ref()).await;
+    settle(
+        delivery,
+        outcome,
+        config.max_attempts,
+        handler.as_ref(),
+        |settled| {
+            let took = started.elapsed();
+            match settled {
+                Settled::Acked => labels.processed(took),
+                Settled::Released => labels.retried(took),
+                Settled::DeadLettered => labels.dead_lettered(took),
+            }
+        },
+    )
+    .await;
+}
+
+/// How a message was settled, once the queue confirmed it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settled {
+    Acked,
+    Released,
+    DeadLettered,
 }
 
 /// Acts on the outcome: ack, release with delay, or dead-letter with the reason (and tell the
@@ -175,26 +201,35 @@ pub async fn settle<H: Handler>(
     outcome: Outcome,
     max_attempts: u32,
     handler: &H,
+    settled: impl FnOnce(Settled),
 ) {
     let id = delivery.message.id.clone();
     let attempts = delivery.message.receive_count;
     let message = delivery.message.clone();
     let mut dead_letter_reason = None;
+    let how = match &outcome {
+        Outcome::Done => Settled::Acked,
+        Outcome::Retry { .. } if attempts < max_attempts => Settled::Released,
+        _ => Settled::DeadLettered,
+    };
     let result = match outcome {
         Outcome::Done => delivery.ack().await,
         Outcome::Retry { after, reason } if attempts < max_attempts => {
             tracing::warn!(message = %id, attempts, retry_in_s = after.as_secs(), %reason, "transient failure; will retry");
+            handler.failed(&message, &reason, true).await;
             delivery.release(after).await
         }
         Outcome::Retry { reason, .. } => {
             tracing::error!(message = %id, attempts, %reason, "giving up after the last attempt; dead-lettering");
             let reason = format!("after {attempts} attempts: {reason}");
+            handler.failed(&message, &reason, false).await;
             let result = delivery.dead_letter(&reason).await;
             dead_letter_reason = Some(reason);
             result
         }
         Outcome::Fail { reason } => {
             tracing::error!(message = %id, %reason, "permanent failure; dead-lettering");
+            handler.failed(&message, &reason, false).await;
             let result = delivery.dead_letter(&reason).await;
             dead_letter_reason = Some(reason);
             result
@@ -204,7 +239,10 @@ pub async fn settle<H: Handler>(
         (Err(e), _) => {
             tracing::warn!(message = %id, error = %e, "settling the message failed; it will be redelivered");
         }
-        (Ok(()), Some(reason)) => handler.dead_lettered(&message, &reason).await,
-        (Ok(()), None) => {}
+        (Ok(()), Some(reason)) => {
+            settled(how);
+            handler.dead_lettered(&message, &reason).await;
+        }
+        (Ok(()), None) => settled(how),
     }
 }

@@ -24,6 +24,18 @@ pub enum Outcome {
 pub trait Handler: Send + Sync + 'static {
     fn handle(&self, message: &Received) -> impl Future<Output = Outcome> + Send;
 
+    /// Told after an attempt at `message` failed with `reason`, before it is given back
+    /// (`will_retry`) or dead-lettered (to record why); the default does nothing.
+    fn failed(
+        &self,
+        message: &Received,
+        reason: &str,
+        will_retry: bool,
+    ) -> impl Future<Output = ()> + Send {
+        let _ = (message, reason, will_retry);
+        async {}
+    }
+
     /// Told after `message` was moved to the dead-letter queue with `reason` (to audit and alert
     /// it); the default does nothing.
     fn dead_lettered(&self, message: &Received, reason: &str) -> impl Future<Output = ()> + Send {

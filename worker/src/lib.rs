@@ -10,6 +10,7 @@
 //! - [`events`]: where an envelope becomes a typed [`events::Event`] (payload types, claims).
 //! - [`github_sync`]: where a GitHub issue or comment event becomes Jira calls, exactly once.
 //! - [`change_requests`]: where CR state lives — Jira CR events become ordered CR records.
+//! - [`failures`]: why a message failed — its failed attempts, for `hookbridge dlq`.
 //! - [`alerts`]: the alert outbox and its dispatcher to Slack.
 //! - [`jira`]: the Jira REST v3 client, its pacing, the live-or-dry-run operations and ADF.
 //! - [`store`]: Redis or embedded SQLite — dedupe marks, fenced locks, typed keys, rate slots.
@@ -22,6 +23,7 @@ pub mod audit;
 pub mod change_requests;
 pub mod consumer;
 pub mod events;
+pub mod failures;
 pub mod gate;
 pub mod github_sync;
 pub mod handler;

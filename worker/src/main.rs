@@ -34,7 +34,7 @@ async fn main() {
         .open_queue()
         .await
         .unwrap_or_else(|e| fail(format!("queue: {e}")));
-    let worker = startup::build(&settings, &cli.common, "worker")
+    let worker = startup::build(&settings, &cli.common, "worker", &queue)
         .await
         .unwrap_or_else(|e| fail(e));
     let shutdown = hookbridge_shared::shutdown::on_signal();

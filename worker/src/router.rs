@@ -2,7 +2,8 @@
 //! [`crate::events`]), a delivery already done is acknowledged without effect, and the rest goes to
 //! the part of the worker that owns it — [`crate::github_sync`] for GitHub issues and comments,
 //! [`crate::change_requests`] for Jira Change Requests. Whether an event was accepted or ignored,
-//! and every dead-lettered message, is audited here; a dead-lettered message is also alerted.
+//! and every dead-lettered message, is audited here; a dead-lettered message is also alerted, and
+//! every failed attempt is recorded ([`crate::failures`]).
 
 use hookbridge_shared::envelope::Envelope;
 use hookbridge_shared::queue::Received;
@@ -12,6 +13,7 @@ use crate::alerts::{Alert, AlertKind, AlertWaker};
 use crate::audit::{AuditLog, Entry};
 use crate::change_requests::ChangeRequests;
 use crate::events::{Decoded, Decoder, Event};
+use crate::failures;
 use crate::github_sync::GithubSync;
 use crate::handler::{Failure, Handler, Outcome};
 use crate::store::keys::AlertQueued;
@@ -33,6 +35,20 @@ pub struct Router {
 impl Handler for Router {
     async fn handle(&self, message: &Received) -> Outcome {
         self.handle_body(&message.body).await
+    }
+
+    async fn failed(&self, message: &Received, reason: &str, will_retry: bool) {
+        if let Err(e) = failures::record(
+            &self.store,
+            &message.body,
+            message.receive_count,
+            reason,
+            will_retry,
+        )
+        .await
+        {
+            tracing::warn!(error = %e, message = %message.id, "why the message failed was not recorded");
+        }
     }
 
     async fn dead_lettered(&self, message: &Received, reason: &str) {

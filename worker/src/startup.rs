@@ -33,8 +33,8 @@ pub struct Worker {
     pub metrics_listener: Option<MetricsListener>,
 }
 
-/// Opens the store and the Jira client and builds a [`Worker`]. `role` names the process in its
-/// audit chain (`worker`, `run`).
+/// Opens the store and the Jira client and builds a [`Worker`] for `queue`. `role` names the
+/// process in its audit chain (`worker`, `run`).
 ///
 /// # Errors
 /// A one-line reason naming what could not be opened (Redis unreachable at start, an unreadable
@@ -44,6 +44,7 @@ pub async fn build(
     settings: &WorkerSettings,
     common: &CommonArgs,
     role: &str,
+    queue: &Queue,
 ) -> Result<Worker, String> {
     let store = settings.store.open(common).await?;
     let metrics_listener = settings
@@ -122,7 +123,7 @@ pub async fn build(
             waker,
             config: DispatcherConfig::default(),
         },
-        metrics: WorkerMetrics::new(store),
+        metrics: WorkerMetrics::new(store, queue.clone()),
         metrics_listener,
     })
 }

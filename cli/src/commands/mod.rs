@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod config;
 pub mod cr;
+pub mod dlq;
 pub mod gate;
 pub mod governance;
 pub mod jira;

@@ -49,7 +49,7 @@ pub async fn run(args: RunArgs) -> Result<(), Failure> {
     let spool = open_spool(&args.common, &args.ingest, &queue)
         .map_err(|e| Failure::config(format!("spool: {e}")))?;
     let enqueuer = Enqueuer::new(queue.clone(), args.common.claim_store(), spool);
-    let worker = startup::build(&worker_settings, &args.common, "run")
+    let worker = startup::build(&worker_settings, &args.common, "run", &queue)
         .await
         .map_err(Failure::config)?;
     let app = Application::build(settings, enqueuer)

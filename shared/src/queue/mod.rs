@@ -88,6 +88,38 @@ pub struct DeadLetter {
     pub last_error: Option<String>,
 }
 
+/// How many messages a queue holds, by state; what the worker's queue-depth metrics show.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueDepth {
+    /// Waiting to be received.
+    pub visible: u64,
+    /// Received and not yet deleted or given back.
+    pub in_flight: u64,
+    /// Given back with a delay that has not passed yet.
+    pub delayed: u64,
+    /// In the dead-letter store (`None` when no dead-letter queue is known).
+    pub dead_letters: Option<u64>,
+}
+
+/// What moving dead letters back to the main queue did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Redriven {
+    pub moved: u64,
+    pub failed: u64,
+}
+
+/// Told how a long dead-letter operation goes: messages done so far, and the total when known.
+pub trait Progress: Send + Sync {
+    fn advanced(&self, done: u64, total: Option<u64>);
+}
+
+/// No progress to show.
+pub struct Quiet;
+
+impl Progress for Quiet {
+    fn advanced(&self, _done: u64, _total: Option<u64>) {}
+}
+
 /// The configured queue: match on the backend once, here, and nowhere else.
 #[derive(Clone)]
 pub enum Queue {
@@ -174,6 +206,53 @@ impl Queue {
     /// [`QueueError`] when the store cannot be read.
     pub async fn dead_letters(&self, max: usize) -> Result<Vec<DeadLetter>, QueueError> {
         dispatch!(self, q => q.dead_letters(max).await)
+    }
+
+    /// The dead letter with message id `id`, without removing it.
+    ///
+    /// # Errors
+    /// [`QueueError::NotFound`] when there is none; [`QueueError`] when the store cannot be read.
+    pub async fn dead_letter_by_id(&self, id: &str) -> Result<DeadLetter, QueueError> {
+        dispatch!(self, q => q.dead_letter_by_id(id).await)
+    }
+
+    /// Moves the dead letter `id` back to the main queue, to be processed once more.
+    ///
+    /// # Errors
+    /// [`QueueError::NotFound`] when there is none; [`QueueError`] when the move failed (then the
+    /// message is still a dead letter, or — on SQS, when only the delete failed — in both queues,
+    /// which the worker's dedupe by delivery id makes harmless).
+    pub async fn redrive(&self, id: &str) -> Result<(), QueueError> {
+        dispatch!(self, q => q.redrive(id).await)
+    }
+
+    /// Moves every dead letter back to the main queue, at most `rate` per second when given.
+    ///
+    /// # Errors
+    /// [`QueueError`] when the dead-letter store cannot be read at all; failures of single
+    /// messages are counted in [`Redriven::failed`].
+    pub async fn redrive_all(
+        &self,
+        rate: Option<u32>,
+        progress: &dyn Progress,
+    ) -> Result<Redriven, QueueError> {
+        dispatch!(self, q => q.redrive_all(rate, progress).await)
+    }
+
+    /// Deletes every dead letter; returns how many there were (approximately, on SQS).
+    ///
+    /// # Errors
+    /// [`QueueError`] when the dead-letter store cannot be emptied.
+    pub async fn purge_dead_letters(&self) -> Result<u64, QueueError> {
+        dispatch!(self, q => q.purge_dead_letters().await)
+    }
+
+    /// How many messages the queue and its dead-letter store hold.
+    ///
+    /// # Errors
+    /// [`QueueError`] when the backend cannot be asked.
+    pub async fn depth(&self) -> Result<QueueDepth, QueueError> {
+        dispatch!(self, q => q.queue_depth().await)
     }
 }
 

@@ -367,6 +367,13 @@ impl JiraFake {
         });
     }
 
+    /// Ends every scripted failure still pending (the outage is over).
+    pub fn clear_failures(&self) {
+        self.data()
+            .scripts
+            .retain(|s| !matches!(s.what, Scripted::Fail { .. }));
+    }
+
     /// The next matching request takes effect, then its answer is held back for `hold` (a window
     /// in which a test can kill the client between "Jira did it" and "the client knows").
     pub fn stall_next(&self, method: Method, path_prefix: &str, hold: Duration) {

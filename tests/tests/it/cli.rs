@@ -168,6 +168,32 @@ ignore = true
     assert_eq!(status.code(), Some(2), "{}", output.join("\n"));
 }
 
+/// The key files the documentation's `[pki]` examples name, relative to the example file in
+/// `dir`: real keys, so `config check` accepts them for the right reason.
+fn trusted_keys_the_examples_name(dir: &std::path::Path) {
+    std::fs::write(dir.join("password.txt"), "example-pass-42\n").expect("write");
+    let (status, output) = hookbridge(
+        &[
+            "pki",
+            "keygen",
+            "--name",
+            "Change Manager",
+            "--output-dir",
+            &dir.join("keys").display().to_string(),
+            "--algorithm",
+            "ed25519",
+            "--password-file",
+            &dir.join("password.txt").display().to_string(),
+        ],
+        &[],
+    );
+    assert!(status.success(), "{}", output.join("\n"));
+    std::fs::create_dir(dir.join("trusted")).expect("mkdir");
+    let public = dir.join("keys").join("change-manager.pub");
+    std::fs::copy(&public, dir.join("keys").join("cab.pub")).expect("copy");
+    std::fs::copy(&public, dir.join("trusted").join("change-manager.pub")).expect("copy");
+}
+
 /// The ```toml blocks of a Markdown file, each with the line it starts on.
 fn toml_blocks(markdown: &str) -> Vec<(usize, String)> {
     let mut blocks = Vec::new();
@@ -203,6 +229,7 @@ fn every_toml_example_in_the_docs_passes_config_check() {
         documents.extend(docs);
     }
     let dir = tempfile::tempdir().expect("temp dir");
+    trusted_keys_the_examples_name(dir.path());
     let mut checked = 0;
     for document in &documents {
         let markdown = std::fs::read_to_string(document).expect("read the document");

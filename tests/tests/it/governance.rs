@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use hookbridge_shared::queue::embedded::{EmbeddedOptions, EmbeddedQueue};
-use hookbridge_tests::github::{GithubIssue, delivery_id, envelope};
+use hookbridge_tests::github::{Delivery, GithubIssue, delivery_id, envelope};
 use hookbridge_tests::ingest::{PATIENCE, TestIngest, http};
 use hookbridge_tests::jira_fake::{CrSpec, FakeConfig, JiraFake, JiraUser, WebhookDelivery};
 use hookbridge_tests::process::Proc;
@@ -18,6 +18,7 @@ use hookbridge_tests::slack_fake::{SlackConfig, SlackFake, wait_until};
 use serde_json::{Value, json};
 
 const SECRET: &str = "jira-gov-s3cret";
+const GITHUB_SECRET: &str = "github-gov-s3cret";
 
 fn approver() -> JiraUser {
     JiraUser::new("acc-1", "Grace Governance")
@@ -398,7 +399,17 @@ async fn wait_for_status(key: &str, status: &str, env: &[(&'static str, String)]
 async fn governance_metrics_add_up_across_processes(redis: bool) {
     let jira = JiraFake::start(FakeConfig::default()).await;
     let store = store_env(redis);
-    let mut run = start_run(&store, &[("WORKER_METRICS_BIND", "127.0.0.1:0".to_owned())]);
+    let mut run = start_run(
+        &store,
+        &[
+            ("WORKER_METRICS_BIND", "127.0.0.1:0".to_owned()),
+            ("GITHUB_WEBHOOK_SECRET", GITHUB_SECRET.to_owned()),
+            ("JIRA_BASE_URL", jira.base_url()),
+            ("JIRA_EMAIL", jira.email()),
+            ("JIRA_API_TOKEN", jira.token()),
+            ("JIRA_PROJECT_KEY", "DEMO".to_owned()),
+        ],
+    );
     let worker_metrics = run
         .proc
         .wait_for("the worker metrics URL", PATIENCE, |line| {
@@ -447,6 +458,27 @@ async fn governance_metrics_add_up_across_processes(redis: bool) {
         args.extend(["--audit-dir", &audit_dir]);
         let (exit, output) = hookbridge(&args, &env).await;
         assert_eq!(exit.code(), Some(want), "{args:?}: {output:?}");
+    }
+
+    // A GitHub issue too, so that the pipeline's Jira figures have something to show.
+    let issue = Delivery::github(
+        "issues",
+        &GithubIssue::new("octo/metrics", 1).event("opened"),
+    )
+    .signed(GITHUB_SECRET);
+    let answer = issue
+        .post(&client, &run.at("/webhooks/github"))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(answer.status(), 202);
+    let deadline = Instant::now() + PATIENCE;
+    while jira.count_issues() < 1 {
+        assert!(
+            Instant::now() < deadline,
+            "the GitHub issue never reached Jira"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
     let at = |d: &WebhookDelivery| d.payload()["timestamp"].as_i64().expect("a timestamp");
@@ -506,6 +538,7 @@ async fn governance_metrics_add_up_across_processes(redis: bool) {
         );
         assert_eq!(value("hookbridge_worker_store_up"), Some(1.0), "{page}");
     }
+    the_dashboard_queries_only_what_exists(&run_page);
     run.proc.terminate();
     assert!(run.proc.wait_exit(PATIENCE).success());
 }
@@ -539,4 +572,39 @@ async fn a_bad_worker_metrics_address_is_refused_at_start() {
             "{address}: {output:?}"
         );
     }
+}
+
+/// Every metric the Grafana dashboard (`infra/grafana/hookbridge.json`) queries is on a live
+/// `/metrics` page (`page`: `hookbridge run`'s, which shows the ingest's and the worker's): a
+/// renamed metric cannot leave a panel silently empty.
+fn the_dashboard_queries_only_what_exists(page: &str) {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../infra/grafana/hookbridge.json"
+    );
+    let dashboard: Value =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("the dashboard")).expect("JSON");
+    let panels = dashboard["panels"].as_array().expect("panels");
+    let exposed: std::collections::BTreeSet<&str> = page
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split(['{', ' ']).next())
+        .collect();
+    let name = regex::Regex::new(r"hookbridge_[a-z0-9_]+").expect("regex");
+    let mut queried = 0;
+    for panel in panels {
+        for target in panel["targets"].as_array().expect("targets") {
+            let expr = target["expr"].as_str().expect("expr");
+            for metric in name.find_iter(expr) {
+                queried += 1;
+                assert!(
+                    exposed.contains(metric.as_str()),
+                    "panel {:?} queries {}, which /metrics does not show:\n{page}",
+                    panel["title"],
+                    metric.as_str()
+                );
+            }
+        }
+    }
+    assert!(queried > 20, "the dashboard queries {queried} metrics");
 }

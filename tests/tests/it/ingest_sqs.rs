@@ -174,6 +174,7 @@ async fn events_land_in_sqs_and_a_5_mib_event_comes_back_intact() {
     assert_eq!(claim.bytes, big.body.len() as u64);
     let stored = ClaimStore::new(ingest.dir.path().join("claims"))
         .get(claim)
+        .await
         .expect("the claimed payload is in the claim store");
     assert!(
         stored == big.body,

@@ -2,8 +2,10 @@
 
 mod audit;
 mod change_requests;
+mod claims_s3;
 mod cli;
 mod conformance;
+mod dlq;
 mod durability;
 mod gate;
 mod github_sync;

@@ -28,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 use super::slack::{self, SendError, SlackClient};
 use super::{Alert, AlertWaker};
 use crate::audit::{AuditLog, Entry};
+use crate::metrics::pipeline;
 use crate::store::keys::{AlertDispatch, AlertOutbox};
 use crate::store::{LockGuard, LockName, Store, StoreError, Transaction, lock};
 
@@ -287,6 +288,12 @@ impl Dispatcher {
     }
 
     async fn audit_sent(&self, batch: &[Alert], dry_run_message: Option<Value>) {
+        let outcome = if dry_run_message.is_some() {
+            "dry_run"
+        } else {
+            "sent"
+        };
+        pipeline::slack_alerts(outcome, batch.len());
         for alert in batch {
             let entry = match &dry_run_message {
                 None => Entry::new("slack.alert.sent", &alert.subject),
@@ -299,6 +306,7 @@ impl Dispatcher {
     }
 
     async fn audit_retry(&self, batch: &[Alert], error: &SendError, attempts: u32) {
+        pipeline::slack_alerts("retry", batch.len());
         for alert in batch {
             let entry = Entry::new("slack.alert.retry", &alert.subject)
                 .outcome("retry")
@@ -308,6 +316,7 @@ impl Dispatcher {
     }
 
     async fn audit_failed(&self, batch: &[Alert], reason: &str, attempts: u32) {
+        pipeline::slack_alerts("failed", batch.len());
         for alert in batch {
             tracing::error!(alert = %alert.id, %reason, "Slack alert given up");
             let entry = Entry::new("slack.alert.failed", &alert.subject)

@@ -91,7 +91,15 @@ impl ChangeRequests {
         if let Err(e) = self.audit.record(entry).await {
             tracing::error!(error = %e, cr = %key, "CR read from Jira not audited");
         }
-        // Asked, Jira is the authority: its answer is shown, whatever the store kept.
+        // Asked, Jira is the authority: its answer is shown, whatever the store kept — with the
+        // time its status began, which only the store knows.
+        let mut record = record;
+        if applied.newer
+            && let Ok(Some(stored)) = self.store.read(&CrRecordKey(key)).await
+            && stored.updated_at == record.updated_at
+        {
+            record.status_since = stored.status_since;
+        }
         self.found(record, Source::Jira).await
     }
 

@@ -14,6 +14,7 @@ use url::Url;
 use super::error::{JiraError, describe_error_body};
 use super::limiter::Limiter;
 
+use crate::metrics::pipeline;
 use crate::settings::JiraSettings;
 use crate::store::Store;
 
@@ -592,6 +593,7 @@ impl JiraClient {
             let response = match outcome {
                 Ok(response) => response,
                 Err(e) => {
+                    pipeline::jira_request(call.endpoint, None);
                     let connect = e.is_connect();
                     let message = transport_message(&e);
                     tracing::debug!(
@@ -617,6 +619,7 @@ impl JiraClient {
                 }
             };
             let status = response.status();
+            pipeline::jira_request(call.endpoint, Some(status.as_u16()));
             let near_limit = response
                 .headers()
                 .get("x-ratelimit-nearlimit")

@@ -116,6 +116,7 @@ impl Limiter {
     /// Waits until a request to `endpoint` may be sent. Callers are served in the order they
     /// called; dropping the future gives the place up.
     pub async fn acquire(&self, endpoint: &'static str) {
+        let asked = Instant::now();
         let queue = self.queue(endpoint);
         let mut last_slot = queue.lock().await;
         loop {
@@ -127,6 +128,7 @@ impl Limiter {
                 // The planned instant, not the wake-up time: timer lateness must not add up
                 // into a slower rate.
                 *last_slot = Some(slot);
+                crate::metrics::pipeline::limiter_waited(endpoint, asked.elapsed());
                 return;
             }
         }

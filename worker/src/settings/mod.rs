@@ -121,8 +121,9 @@ pub struct WorkerSettings {
 impl WorkerSettings {
     /// # Errors
     /// [`ConfigError`] naming the key: half a Jira configuration, a malformed URL or project key,
-    /// invalid routing rules or CR settings.
+    /// invalid routing rules or CR settings, contradicting claim settings.
     pub fn from_args(args: &WorkerArgs, common: &CommonArgs) -> Result<Self, ConfigError> {
+        common.check_claim_settings()?;
         let jira = args.jira.settings()?;
         let default_project = args
             .jira_project_key

@@ -16,6 +16,7 @@ use crate::change_requests::record::{CrKey, CrRecord};
 use crate::change_requests::transition::HistoryEntry;
 use crate::change_requests::{Applied, Usage};
 use crate::events::github::IssueIdentity;
+use crate::failures::FailedAttempt;
 use crate::github_sync::{CommentRecord, Intent, Mapping};
 use crate::metrics::governance::{CheckFailureLabels, DecisionLabels, LatencyCell};
 
@@ -179,6 +180,17 @@ impl StoreList for AuditChains {
     }
 }
 
+/// The failed attempts of one message (see [`crate::failures`]).
+pub struct FailureHistory<'a>(pub &'a str);
+
+impl StoreList for FailureHistory<'_> {
+    type Item = FailedAttempt;
+    const PREFIX: &'static str = "failures:";
+    fn suffix(&self) -> String {
+        self.0.to_owned()
+    }
+}
+
 /// Gate decisions, by command, outcome and reason (see [`crate::metrics::governance`]).
 pub struct GateDecisions;
 
@@ -250,6 +262,7 @@ pub(crate) const ALL_PREFIXES: &[&str] = &[
     <AlertQueued<'static> as StoreKey>::PREFIX,
     <AuditHead<'static> as StoreKey>::PREFIX,
     <AuditChains as StoreList>::PREFIX,
+    <FailureHistory<'static> as StoreList>::PREFIX,
     <GateDecisions as StoreCounters>::PREFIX,
     <CrCheckFailures as StoreCounters>::PREFIX,
     <ApprovalLatency as StoreCounters>::PREFIX,

@@ -15,7 +15,6 @@
 //!   main queue's `RedrivePolicy.maxReceiveCount` receives; [`SqsQueue::dead_letter`] moves one there
 //!   explicitly with the reason in a message attribute, so `hookbridge dlq list` can show it.
 
-use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -26,15 +25,20 @@ use aws_sdk_sqs::config::http::HttpResponse;
 use aws_sdk_sqs::config::timeout::TimeoutConfig;
 use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sqs::types::{
-    BatchResultErrorEntry, ChangeMessageVisibilityBatchRequestEntry,
-    DeleteMessageBatchRequestEntry, Message, MessageAttributeValue, MessageSystemAttributeName,
-    QueueAttributeName, SendMessageBatchRequestEntry,
+    BatchResultErrorEntry, DeleteMessageBatchRequestEntry, Message, MessageAttributeValue,
+    MessageSystemAttributeName, QueueAttributeName,
 };
 use bytes::Bytes;
 use chrono::{DateTime, TimeZone, Utc};
-use tokio::sync::{OnceCell, Semaphore, mpsc, oneshot};
+use tokio::sync::{OnceCell, mpsc, oneshot};
 
-use super::{DeadLetter, QueueError, ReceiptHandle, ReceiveOptions, Received};
+mod dead_letters;
+mod sends;
+
+use sends::{SendJob, dispatch_sends};
+
+use super::{QueueError, ReceiptHandle, ReceiveOptions, Received};
+use crate::aws_errors::describe;
 
 /// Most entries SQS takes in one batch call.
 const MAX_BATCH: usize = 10;
@@ -69,19 +73,6 @@ pub struct SqsOptions {
     pub queue_url: String,
     /// The dead-letter queue; when `None`, read from the main queue's `RedrivePolicy`.
     pub dlq_url: Option<String>,
-}
-
-/// One message waiting for the dispatcher, with the caller's reply channel.
-struct SendJob {
-    body: String,
-    reply: oneshot::Sender<Result<String, QueueError>>,
-}
-
-impl SendJob {
-    fn answer(self, result: Result<String, QueueError>) {
-        // The caller may have given up (its future was dropped); nothing to tell then.
-        let _ = self.reply.send(result);
-    }
 }
 
 struct Shared {
@@ -134,37 +125,6 @@ fn is_request_error(code: &str) -> bool {
     REQUEST_ERROR_CODES
         .iter()
         .any(|c| c.eq_ignore_ascii_case(code))
-}
-
-/// A readable one-line account of an SDK error. For an answer from SQS: its error code, message
-/// and HTTP status. For anything else (no connection, timeout, a request the SDK would not build):
-/// the chain of causes, as [`aws_sdk_sqs::error::DisplayErrorContext`] gives it but without the `Debug` dump it appends
-/// (raw response headers and body), which is noise in an operator's log. Neither form can contain
-/// credentials: the SDK never puts them in errors.
-fn describe<E>(err: &SdkError<E, HttpResponse>) -> String
-where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-{
-    if let SdkError::ServiceError(service) = err {
-        let e = service.err();
-        let message = e.message().map_or_else(|| e.to_string(), str::to_owned);
-        return format!(
-            "{}: {message} (HTTP {})",
-            e.code().unwrap_or("unknown error"),
-            service.raw().status().as_u16()
-        );
-    }
-    let mut text = err.to_string();
-    let mut source = std::error::Error::source(err);
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.ends_with(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 /// Maps an SDK error to a [`QueueError`]: a request SQS (or the SDK, before sending) found invalid
@@ -503,14 +463,27 @@ impl SqsQueue {
     /// Deletes messages in `DeleteMessageBatch` calls of 10; each handle gets its own result.
     /// Entries that failed through no fault of ours are retried once.
     pub async fn delete_batch(&self, handles: &[ReceiptHandle]) -> Vec<Result<(), QueueError>> {
+        self.delete_batch_in(&self.shared.queue_url, handles).await
+    }
+
+    /// [`SqsQueue::delete_batch`] on `queue_url` (the main queue or the dead-letter queue).
+    async fn delete_batch_in(
+        &self,
+        queue_url: &str,
+        handles: &[ReceiptHandle],
+    ) -> Vec<Result<(), QueueError>> {
         let mut results = Vec::with_capacity(handles.len());
         for chunk in handles.chunks(MAX_BATCH) {
-            results.extend(self.delete_chunk(chunk).await);
+            results.extend(self.delete_chunk(queue_url, chunk).await);
         }
         results
     }
 
-    async fn delete_chunk(&self, handles: &[ReceiptHandle]) -> Vec<Result<(), QueueError>> {
+    async fn delete_chunk(
+        &self,
+        queue_url: &str,
+        handles: &[ReceiptHandle],
+    ) -> Vec<Result<(), QueueError>> {
         let mut results: Vec<Result<(), QueueError>> = handles
             .iter()
             .map(|_| {
@@ -545,7 +518,7 @@ impl SqsQueue {
                 .shared
                 .client
                 .delete_message_batch()
-                .queue_url(&self.shared.queue_url)
+                .queue_url(queue_url)
                 .set_entries(Some(entries))
                 .send()
                 .await
@@ -605,64 +578,6 @@ impl SqsQueue {
             .map_err(|e| sdk_error("ChangeMessageVisibility", e))
     }
 
-    /// Moves a message to the dead-letter queue: sends its body there with the reason
-    /// ([`ATTR_LAST_ERROR`], cut to 1000 characters), the receive count and the original send time
-    /// as message attributes, then deletes it from the main queue. If the delete fails the message
-    /// is in both queues and comes back on the main one; the worker dedupes by delivery id.
-    ///
-    /// # Errors
-    /// [`QueueError::Rejected`] when no dead-letter queue is known; [`QueueError`] when the send or
-    /// the delete failed.
-    pub async fn dead_letter(&self, message: &Received, reason: &str) -> Result<(), QueueError> {
-        let dlq_url = self.shared.dead_letter_queue_url().await?;
-        // The body came from SQS, so it is already in the form SQS accepts.
-        let body = String::from_utf8(message.body.to_vec())
-            .map_err(|e| QueueError::Rejected(format!("message body is not UTF-8: {e}")))?;
-        let receive_count = message.receive_count.to_string();
-        let sent_at = message
-            .sent_at
-            .map(|t| t.timestamp_millis().to_string())
-            .unwrap_or_default();
-        let reason = if reason.trim().is_empty() {
-            "(no reason given)"
-        } else {
-            reason
-        };
-        // Attributes count toward the message size limit: a body near the limit keeps a shorter
-        // reason, and one at the limit goes without attributes rather than not at all.
-        let attribute_size = |name: &str, value: &str| name.len() + "String".len() + value.len();
-        let mut fixed = body.len() + attribute_size(ATTR_RECEIVE_COUNT, &receive_count);
-        if !sent_at.is_empty() {
-            fixed += attribute_size(ATTR_SENT_TIMESTAMP, &sent_at);
-        }
-        let max = self.shared.max_message_bytes;
-        let mut request = self
-            .shared
-            .client
-            .send_message()
-            .queue_url(&dlq_url)
-            .message_body(body.as_str());
-        if fixed <= max {
-            request =
-                request.message_attributes(ATTR_RECEIVE_COUNT, string_attribute(receive_count)?);
-            if !sent_at.is_empty() {
-                request =
-                    request.message_attributes(ATTR_SENT_TIMESTAMP, string_attribute(sent_at)?);
-            }
-            let budget = max.saturating_sub(fixed + attribute_size(ATTR_LAST_ERROR, ""));
-            let reason = truncate(reason, MAX_REASON_CHARS, budget);
-            if !reason.is_empty() {
-                request = request.message_attributes(ATTR_LAST_ERROR, string_attribute(reason)?);
-            }
-        }
-        self.shared.send_calls.fetch_add(1, Ordering::Relaxed);
-        request
-            .send()
-            .await
-            .map_err(|e| sdk_error("SendMessage to the dead-letter queue", e))?;
-        self.delete(&message.handle).await
-    }
-
     /// A cheap call proving the queue answers, for `/ready`.
     ///
     /// # Errors
@@ -680,200 +595,6 @@ impl SqsQueue {
                 QueueError::Rejected(m) => QueueError::Unavailable(m),
                 other => other,
             })
-    }
-
-    /// Up to `max` messages of the dead-letter queue, without removing them.
-    ///
-    /// SQS has no peek: the messages are received (in pages of 10, without waiting) with a short
-    /// visibility timeout, then made visible again at the end. So while a listing runs, and for a
-    /// few seconds (2 s, a little more for long listings) if the listing process dies half-way,
-    /// those messages are hidden from other DLQ readers; each listing also counts as a receive in
-    /// the DLQ's own `ApproximateReceiveCount`, which is why [`DeadLetter::receive_count`] is read
-    /// from the [`ATTR_RECEIVE_COUNT`] attribute or the redrive policy instead. Short polling samples
-    /// only some SQS servers, so the listing stops after two pages in a row brought nothing new.
-    ///
-    /// # Errors
-    /// [`QueueError::Rejected`] when no dead-letter queue is known; [`QueueError::Unavailable`] when
-    /// it cannot be read.
-    pub async fn dead_letters(&self, max: usize) -> Result<Vec<DeadLetter>, QueueError> {
-        let dlq_url = self.shared.dead_letter_queue_url().await?;
-        if max == 0 {
-            return Ok(Vec::new());
-        }
-        let pages = max.div_ceil(MAX_BATCH);
-        let peek_visibility = (2 + pages / 5).min(30) as i32;
-        let mut found: Vec<DeadLetter> = Vec::new();
-        // Newest receipt per message id: the one that can make it visible again.
-        let mut receipts: HashMap<String, String> = HashMap::new();
-        let mut idle_pages = 0;
-        let mut failure = None;
-        while found.len() < max && idle_pages < 2 {
-            let want = (max - found.len()).min(MAX_BATCH) as i32;
-            let output = match self
-                .shared
-                .client
-                .receive_message()
-                .queue_url(&dlq_url)
-                .max_number_of_messages(want)
-                .wait_time_seconds(0)
-                .visibility_timeout(peek_visibility)
-                .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
-                .message_system_attribute_names(MessageSystemAttributeName::SentTimestamp)
-                .message_attribute_names("All")
-                .send()
-                .await
-            {
-                Ok(output) => output,
-                Err(e) => {
-                    failure = Some(sdk_error("ReceiveMessage from the dead-letter queue", e));
-                    break;
-                }
-            };
-            let mut new = 0;
-            for message in output.messages() {
-                let (Some(id), Some(receipt)) = (message.message_id(), message.receipt_handle())
-                else {
-                    continue;
-                };
-                if receipts.insert(id.to_owned(), receipt.to_owned()).is_none() {
-                    new += 1;
-                    if found.len() < max {
-                        found.push(self.to_dead_letter(message, id));
-                    }
-                }
-            }
-            idle_pages = if new == 0 { idle_pages + 1 } else { 0 };
-        }
-        self.make_visible(&dlq_url, receipts.into_values().collect())
-            .await;
-        match failure {
-            Some(e) if found.is_empty() => Err(e),
-            Some(e) => {
-                tracing::warn!(error = %e, listed = found.len(), "dead-letter listing cut short");
-                Ok(found)
-            }
-            None => Ok(found),
-        }
-    }
-
-    fn to_dead_letter(&self, message: &Message, id: &str) -> DeadLetter {
-        let attribute = |name: &str| {
-            message
-                .message_attributes()
-                .and_then(|a| a.get(name))
-                .and_then(|v| v.string_value())
-                .filter(|v| !v.is_empty())
-        };
-        let system = |name: MessageSystemAttributeName| {
-            message.attributes().and_then(|a| a.get(&name)).cloned()
-        };
-        let redrive = self.shared.redrive_max_receive_count;
-        let explicit = attribute(ATTR_LAST_ERROR).is_some();
-        let receive_count = attribute(ATTR_RECEIVE_COUNT)
-            .and_then(|v| v.parse().ok())
-            .or(if explicit { None } else { redrive })
-            .or_else(|| {
-                system(MessageSystemAttributeName::ApproximateReceiveCount)
-                    .and_then(|v| v.parse().ok())
-            })
-            .unwrap_or(1);
-        let sent_at = attribute(ATTR_SENT_TIMESTAMP)
-            .and_then(to_time)
-            .or_else(|| {
-                system(MessageSystemAttributeName::SentTimestamp).and_then(|v| to_time(&v))
-            });
-        let last_error = attribute(ATTR_LAST_ERROR).map(str::to_owned).or_else(|| {
-            redrive.map(|n| {
-                format!(
-                    "received {n} times without being deleted (moved by the queue's redrive policy)"
-                )
-            })
-        });
-        DeadLetter {
-            id: id.to_owned(),
-            body: Bytes::from(message.body().unwrap_or_default().to_owned()),
-            receive_count,
-            sent_at,
-            last_error,
-        }
-    }
-
-    /// Ends a peek: visibility 0 for every receipt, in batches of 10. A failure only delays the
-    /// messages by the peek timeout, so it is logged, not returned.
-    async fn make_visible(&self, queue_url: &str, receipts: Vec<String>) {
-        for chunk in receipts.chunks(MAX_BATCH) {
-            let entries: Vec<_> = chunk
-                .iter()
-                .enumerate()
-                .filter_map(|(i, receipt)| {
-                    ChangeMessageVisibilityBatchRequestEntry::builder()
-                        .id(i.to_string())
-                        .receipt_handle(receipt)
-                        .visibility_timeout(0)
-                        .build()
-                        .ok()
-                })
-                .collect();
-            let result = self
-                .shared
-                .client
-                .change_message_visibility_batch()
-                .queue_url(queue_url)
-                .set_entries(Some(entries))
-                .send()
-                .await;
-            match result {
-                Ok(output) if !output.failed().is_empty() => {
-                    tracing::warn!(
-                        failed = output.failed().len(),
-                        "some peeked dead letters stay hidden until their peek timeout"
-                    );
-                }
-                Ok(_) => {}
-                Err(e) => tracing::warn!(
-                    error = %describe(&e),
-                    "peeked dead letters stay hidden until their peek timeout"
-                ),
-            }
-        }
-    }
-}
-
-impl Shared {
-    /// The DLQ URL: configured, or resolved once from the redrive policy's target ARN
-    /// (`arn:aws:sqs:REGION:ACCOUNT:NAME`) with `GetQueueUrl`, passing the account so a DLQ owned by
-    /// another account is found too.
-    async fn dead_letter_queue_url(&self) -> Result<String, QueueError> {
-        self.dlq_url
-            .get_or_try_init(|| async {
-                let Some(arn) = &self.dlq_arn else {
-                    return Err(QueueError::Rejected(format!(
-                        "no dead-letter queue known for {}: set SQS_DLQ_URL or give the queue a RedrivePolicy",
-                        self.queue_url
-                    )));
-                };
-                let parts: Vec<&str> = arn.split(':').collect();
-                let (Some(account), Some(name)) = (parts.get(4), parts.last()) else {
-                    return Err(QueueError::Rejected(format!(
-                        "RedrivePolicy deadLetterTargetArn is not an SQS ARN: {arn}"
-                    )));
-                };
-                let mut request = self.client.get_queue_url().queue_name(*name);
-                if !account.is_empty() {
-                    request = request.queue_owner_aws_account_id(*account);
-                }
-                let output = request.send().await.map_err(|e| {
-                    QueueError::Unavailable(format!(
-                        "cannot find the dead-letter queue {arn}: {}",
-                        describe(&e)
-                    ))
-                })?;
-                output.queue_url().map(str::to_owned).ok_or_else(|| {
-                    QueueError::Unavailable(format!("GetQueueUrl returned no URL for {arn}"))
-                })
-            })
-            .await
-            .cloned()
     }
 }
 
@@ -919,187 +640,6 @@ fn to_received(message: &Message) -> Option<Received> {
         sent_at: system(MessageSystemAttributeName::SentTimestamp).and_then(|v| to_time(v)),
         handle: ReceiptHandle(handle.to_owned()),
     })
-}
-
-/// The send dispatcher: takes a permit (at most [`BATCHES_IN_FLIGHT`] calls outstanding), waits
-/// for the first waiting message, drains whatever else waits into a batch of at most 10 entries and
-/// `max_message_bytes` in total (SQS's cap for a whole batch), and sends it on its own task. Ends
-/// when every [`SqsQueue`] clone is gone and nothing waits.
-async fn dispatch_sends(shared: Arc<Shared>, mut jobs: mpsc::UnboundedReceiver<Vec<SendJob>>) {
-    let permits = Arc::new(Semaphore::new(BATCHES_IN_FLIGHT));
-    let mut waiting: VecDeque<SendJob> = VecDeque::new();
-    loop {
-        let Ok(permit) = permits.clone().acquire_owned().await else {
-            return;
-        };
-        // Callers that gave up need no send.
-        waiting.retain(|job| !job.reply.is_closed());
-        if waiting.is_empty() {
-            match jobs.recv().await {
-                Some(more) => waiting.extend(more),
-                None => return,
-            }
-        }
-        while let Ok(more) = jobs.try_recv() {
-            waiting.extend(more);
-        }
-        let batch = take_batch(&mut waiting, shared.max_message_bytes);
-        if batch.is_empty() {
-            continue;
-        }
-        let shared = shared.clone();
-        tokio::spawn(async move {
-            send_entries(&shared, batch).await;
-            drop(permit);
-        });
-    }
-}
-
-/// The next batch: up to 10 jobs in arrival order whose bodies total at most `max_bytes` (the first
-/// job always fits: bodies are checked against the limit before they are queued).
-fn take_batch(waiting: &mut VecDeque<SendJob>, max_bytes: usize) -> Vec<SendJob> {
-    let mut batch = Vec::with_capacity(MAX_BATCH.min(waiting.len()));
-    let mut bytes = 0;
-    while batch.len() < MAX_BATCH {
-        let Some(next) = waiting.front() else { break };
-        if next.reply.is_closed() {
-            waiting.pop_front();
-            continue;
-        }
-        if !batch.is_empty() && bytes + next.body.len() > max_bytes {
-            break;
-        }
-        bytes += next.body.len();
-        if let Some(job) = waiting.pop_front() {
-            batch.push(job);
-        }
-    }
-    batch
-}
-
-/// Sends one batch and answers every entry. Entries SQS failed through no fault of ours are retried
-/// up to [`ENTRY_RETRIES`] times with a short backoff; entries it refused are answered with
-/// [`QueueError::Rejected`]. If SQS refuses the whole call as invalid (which one bad entry can
-/// cause, e.g. when the queue's size limit was lowered after connect), the entries are sent one by
-/// one so the good ones still go through.
-async fn send_entries(shared: &Shared, mut jobs: Vec<SendJob>) {
-    let mut last_error = String::new();
-    for attempt in 0..=ENTRY_RETRIES {
-        if jobs.is_empty() {
-            return;
-        }
-        if attempt > 0 {
-            tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
-        }
-        let mut entries = Vec::with_capacity(jobs.len());
-        for (index, job) in jobs.iter().enumerate() {
-            match SendMessageBatchRequestEntry::builder()
-                .id(index.to_string())
-                .message_body(job.body.as_str())
-                .build()
-            {
-                Ok(entry) => entries.push(entry),
-                // Cannot happen (both required fields are set); fail the whole batch if it does.
-                Err(e) => {
-                    let text = format!("SendMessageBatch entry: {e}");
-                    for job in jobs {
-                        job.answer(Err(QueueError::Rejected(text.clone())));
-                    }
-                    return;
-                }
-            }
-        }
-        shared.send_calls.fetch_add(1, Ordering::Relaxed);
-        let output = match shared
-            .client
-            .send_message_batch()
-            .queue_url(&shared.queue_url)
-            .set_entries(Some(entries))
-            .send()
-            .await
-        {
-            Ok(output) => output,
-            Err(e) => {
-                let err = sdk_error("SendMessageBatch", e);
-                if matches!(err, QueueError::Rejected(_)) && jobs.len() > 1 {
-                    tracing::warn!(error = %err, entries = jobs.len(), "batch refused; sending its entries one by one");
-                    send_one_by_one(shared, jobs).await;
-                } else {
-                    for job in jobs {
-                        job.answer(Err(clone_error(&err)));
-                    }
-                }
-                return;
-            }
-        };
-        let mut outcome: Vec<Option<Result<String, BatchResultErrorEntry>>> =
-            jobs.iter().map(|_| None).collect();
-        for ok in output.successful() {
-            if let Some(slot) = ok
-                .id()
-                .parse::<usize>()
-                .ok()
-                .and_then(|i| outcome.get_mut(i))
-            {
-                *slot = Some(Ok(ok.message_id().to_owned()));
-            }
-        }
-        for failed in output.failed() {
-            if let Some(slot) = failed
-                .id()
-                .parse::<usize>()
-                .ok()
-                .and_then(|i| outcome.get_mut(i))
-            {
-                *slot = Some(Err(failed.clone()));
-            }
-        }
-        let mut retry = Vec::new();
-        for (job, outcome) in jobs.into_iter().zip(outcome) {
-            match outcome {
-                Some(Ok(id)) => job.answer(Ok(id)),
-                Some(Err(failed)) if failed.sender_fault() => {
-                    job.answer(Err(batch_entry_error("SendMessageBatch", &failed)));
-                }
-                Some(Err(failed)) => {
-                    last_error = batch_entry_error("SendMessageBatch", &failed).to_string();
-                    retry.push(job);
-                }
-                None => {
-                    last_error = "SendMessageBatch returned no result for an entry".into();
-                    retry.push(job);
-                }
-            }
-        }
-        jobs = retry;
-    }
-    for job in jobs {
-        job.answer(Err(QueueError::Unavailable(format!(
-            "{last_error} (after {ENTRY_RETRIES} retries)"
-        ))));
-    }
-}
-
-async fn send_one_by_one(shared: &Shared, jobs: Vec<SendJob>) {
-    let sends = jobs.into_iter().map(|job| async move {
-        shared.send_calls.fetch_add(1, Ordering::Relaxed);
-        let result = shared
-            .client
-            .send_message()
-            .queue_url(&shared.queue_url)
-            .message_body(job.body.as_str())
-            .send()
-            .await;
-        let answer = match result {
-            Ok(output) => output
-                .message_id()
-                .map(str::to_owned)
-                .ok_or_else(|| unavailable("SendMessage returned no message id")),
-            Err(e) => Err(sdk_error("SendMessage", e)),
-        };
-        job.answer(answer);
-    });
-    futures_util::future::join_all(sends).await;
 }
 
 #[cfg(test)]

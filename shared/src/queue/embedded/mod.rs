@@ -26,7 +26,9 @@ use chrono::{DateTime, TimeZone, Utc};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use tokio::sync::{Notify, oneshot};
 
-use super::{DeadLetter, QueueError, ReceiptHandle, ReceiveOptions, Received};
+mod dead_letters;
+
+use super::{QueueError, ReceiptHandle, ReceiveOptions, Received};
 
 /// Most messages one group commit writes.
 const MAX_GROUP: usize = 1024;
@@ -329,68 +331,10 @@ impl EmbeddedQueue {
         Ok(())
     }
 
-    pub async fn dead_letter(&self, message: &Received, reason: &str) -> Result<(), QueueError> {
-        let (id, receipt) = split_handle(&message.handle)?;
-        let reason = reason.to_owned();
-        let moved = self
-            .with_conn(move |conn, _| {
-                let tx = conn
-                    .transaction_with_behavior(TransactionBehavior::Immediate)
-                    .map_err(unavailable)?;
-                let moved = tx
-                    .execute(
-                        "INSERT OR REPLACE INTO dead_letters
-                             (id, body, sent_at, receive_count, dead_at, last_error)
-                         SELECT id, body, sent_at, receive_count, ?1, ?2
-                         FROM messages WHERE id = ?3 AND receipt = ?4",
-                        params![now_ms(), reason, id, receipt],
-                    )
-                    .map_err(unavailable)?;
-                tx.execute(
-                    "DELETE FROM messages WHERE id = ?1 AND receipt = ?2",
-                    params![id, receipt],
-                )
-                .map_err(unavailable)?;
-                tx.commit().map_err(unavailable)?;
-                Ok(moved)
-            })
-            .await?;
-        if moved == 0 {
-            return Err(QueueError::Rejected(
-                "receipt is no longer current (message deleted or received again)".into(),
-            ));
-        }
-        Ok(())
-    }
-
     pub async fn check_ready(&self) -> Result<(), QueueError> {
         self.with_conn(|conn, _| {
             conn.query_row("SELECT count(*) FROM dead_letters", [], |_| Ok(()))
                 .map_err(unavailable)
-        })
-        .await
-    }
-
-    pub async fn dead_letters(&self, max: usize) -> Result<Vec<DeadLetter>, QueueError> {
-        self.with_conn(move |conn, _| {
-            let mut stmt = conn
-                .prepare(
-                    "SELECT id, body, receive_count, sent_at, last_error
-                     FROM dead_letters ORDER BY seq LIMIT ?1",
-                )
-                .map_err(unavailable)?;
-            let rows = stmt
-                .query_map(params![max as i64], |row| {
-                    Ok(DeadLetter {
-                        id: row.get(0)?,
-                        body: Bytes::from(row.get::<_, Vec<u8>>(1)?),
-                        receive_count: row.get(2)?,
-                        sent_at: to_time(row.get(3)?),
-                        last_error: row.get(4)?,
-                    })
-                })
-                .map_err(unavailable)?;
-            rows.collect::<Result<Vec<_>, _>>().map_err(unavailable)
         })
         .await
     }
