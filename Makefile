@@ -5,7 +5,7 @@ CARGO ?= cargo
 DATA_DIR ?= ./data
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 
-.PHONY: run demo demo-cr test lint lint-infra build release bench clean-test-env
+.PHONY: run demo demo-cr test test-chaos test-fuzz lint lint-infra build release bench clean-test-env
 
 ## Build and start one-machine mode (ingest + worker, embedded queue) on 127.0.0.1:8080.
 run: release
@@ -23,10 +23,20 @@ demo-cr:
 	@test -x $(TARGET_DIR)/release/hookbridge || $(CARGO) build --release --bins
 	DATA_DIR=$(DATA_DIR) scripts/demo-cr.sh
 
+## Property tests of signatures, envelopes, event and CR decoding and Markdown → ADF with many cases
+## (PROPTEST_CASES, default 10000), stopped after FUZZ_TIMEOUT seconds (default 600).
+test-fuzz:
+	CARGO=$(CARGO) scripts/test-fuzz.sh
+
 ## Format check, clippy, then every test against a private Redis and moto_server (started and
 ## stopped by scripts/with-test-services.sh, also on failure).
 test: lint build
 	scripts/with-test-services.sh $(CARGO) test --workspace --no-fail-fast
+
+## The fault-injection suite alone (also part of `make test`): workers SIGKILLed at random while
+## the Jira fake fails and throttles; every effect once, nothing dead-lettered.
+test-chaos: build
+	scripts/with-test-services.sh $(CARGO) test -p hookbridge-tests --test chaos -- --nocapture
 
 ## Rust formatting and clippy, then the GitHub Action and workflow linters (zizmor, actionlint),
 ## then the deployment material's (see lint-infra).

@@ -2,6 +2,7 @@
 //! 2 usage or configuration error.
 
 mod commands;
+mod progress;
 
 use clap::{Parser, Subcommand};
 use hookbridge_shared::telemetry::{self, LogFormat};
@@ -39,6 +40,9 @@ enum Command {
     /// The audit trail: verify its hash chains.
     #[command(subcommand)]
     Audit(Box<commands::audit::AuditCommand>),
+    /// GitHub helpers: redeliver a repository webhook's failed deliveries.
+    #[command(subcommand)]
+    Github(commands::github::GithubCommand),
 }
 
 /// `hookbridge gate` arguments.
@@ -126,6 +130,7 @@ async fn main() {
         Command::Pki(command) => commands::pki::run(*command),
         Command::Gate(command) => command.run().await,
         Command::Dlq(command) => commands::dlq::run(*command).await,
+        Command::Github(command) => commands::github::run(command).await,
     };
     if let Err(failure) = result {
         exit(failure);

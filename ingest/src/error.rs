@@ -26,6 +26,12 @@ pub enum IngestError {
     NotFound,
     #[error("service unavailable")]
     Unavailable(String),
+    /// The body did not arrive within the deadline; the connection is closed.
+    #[error("request timeout")]
+    BodyTimeout { seconds: u64 },
+    /// Large bodies already hold the memory set aside for them; a retry will find room.
+    #[error("service unavailable")]
+    Busy,
 }
 
 impl IngestError {
@@ -44,6 +50,12 @@ impl IngestError {
             ),
             IngestError::BadRequest(detail) | IngestError::Unavailable(detail) => detail.clone(),
             IngestError::MethodNotAllowed => "only POST is allowed on this route".into(),
+            IngestError::BodyTimeout { seconds } => {
+                format!("the body did not arrive within {seconds} s; send it at once")
+            }
+            IngestError::Busy => {
+                "too many large deliveries are being received; retry the delivery later".into()
+            }
             IngestError::NotFound => "no such route".into(),
         }
     }
@@ -60,7 +72,8 @@ impl ResponseError for IngestError {
             IngestError::BadRequest(_) => StatusCode::BAD_REQUEST,
             IngestError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             IngestError::NotFound => StatusCode::NOT_FOUND,
-            IngestError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            IngestError::Unavailable(_) | IngestError::Busy => StatusCode::SERVICE_UNAVAILABLE,
+            IngestError::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
         }
     }
 
@@ -70,8 +83,12 @@ impl ResponseError for IngestError {
             IngestError::MethodNotAllowed => {
                 response.insert_header((ALLOW, HeaderValue::from_static("POST")));
             }
-            IngestError::Unavailable(_) => {
+            IngestError::Unavailable(_) | IngestError::Busy => {
                 response.insert_header(("Retry-After", "30"));
+            }
+            IngestError::BodyTimeout { .. } => {
+                // A client that stalls once gets no second chance on this connection.
+                response.force_close();
             }
             _ => {}
         }

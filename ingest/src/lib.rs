@@ -9,9 +9,11 @@
 //! - [`enqueue`]: envelope → queue, with claim checks for oversize payloads and the SQS spool.
 //! - [`error`]: every error answer, as JSON, in one place.
 //! - [`metrics`], [`tls`]: Prometheus registry and rustls set-up.
+//! - [`connections`]: counting open connections, to say so when the cap is reached.
 //!
 //! [`Envelope`]: hookbridge_shared::envelope::Envelope
 
+pub mod connections;
 pub mod enqueue;
 pub mod error;
 pub mod metrics;
@@ -36,6 +38,8 @@ pub struct AppState {
     pub settings: IngestSettings,
     pub enqueuer: Enqueuer,
     pub metrics: Metrics,
+    /// Memory for large bodies, shared by all requests (see [`routes::body`]).
+    pub body_budget: routes::BodyBudget,
     /// Figures of another part of the process shown on the same `/metrics` (`hookbridge run`:
     /// the worker's).
     pub more_metrics: Option<Arc<dyn MetricsSource>>,
@@ -60,8 +64,10 @@ impl Application {
             Some(files) => Some(tls::server_config(files)?),
             None => None,
         };
+        raise_open_file_limit(settings.max_connections);
         let metrics = Metrics::new();
         enqueuer.attach_metrics(&metrics);
+        enqueuer.cap_spool(settings.spool_max_bytes);
         // Expose the error counter at 0 from the start, so alerts on it have a series to watch.
         metrics
             .queue_errors
@@ -69,6 +75,7 @@ impl Application {
         Ok(Self {
             listener,
             state: AppState {
+                body_budget: routes::BodyBudget::new(settings.body_budget_bytes),
                 settings,
                 enqueuer,
                 metrics,
@@ -106,7 +113,10 @@ impl Application {
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let workers = self.state.settings.http_workers;
         let shutdown_timeout = self.state.settings.shutdown_timeout;
+        let max_connections = self.state.settings.max_connections;
+        let open = connections::Open::new(max_connections);
         let forwarder = self.state.enqueuer.start_spool_forwarder(shutdown.clone());
+        let sweeper = self.state.enqueuer.start_claim_sweeper(shutdown.clone());
         let state = web::Data::new(self.state);
         let server = HttpServer::new(move || {
             App::new()
@@ -116,7 +126,13 @@ impl Application {
         })
         .disable_signals()
         .shutdown_timeout(shutdown_timeout.as_secs().max(1))
-        .workers(workers);
+        .workers(workers)
+        // actix counts per worker thread; the setting is for the whole process.
+        .max_connections(max_connections.div_ceil(workers.max(1)).max(1))
+        // Headers must arrive within 5 s of the connection (GitHub sends them at once).
+        .client_request_timeout(Duration::from_secs(5))
+        .client_disconnect_timeout(Duration::from_secs(1))
+        .on_connect(move |_, extensions| open.connected(extensions));
         let server = match self.tls {
             Some(config) => server.listen_rustls_0_23(self.listener, config)?,
             None => server.listen(self.listener)?,
@@ -129,10 +145,31 @@ impl Application {
         });
         let result = server.await;
         stopper.abort();
+        sweeper.abort();
         if let Some(forwarder) = forwarder {
             let _ = tokio::time::timeout(Duration::from_secs(5), forwarder).await;
         }
         result.context("ingest HTTP server failed")
+    }
+}
+
+/// Raises the soft limit on open files to the hard limit (as Go's runtime does at start): the
+/// common service default of 1,024 would cap connections far below `max_connections`.
+fn raise_open_file_limit(max_connections: usize) {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => {
+            // Files besides connections: the queue, the spool, claims, logs — keep room for them.
+            if (limit as usize) < max_connections + 64 {
+                tracing::warn!(
+                    open_files = limit,
+                    max_connections,
+                    "the open-file limit is below HOOKBRIDGE_MAX_CONNECTIONS: connections past it will be refused by the kernel; raise LimitNOFILE / ulimit -n"
+                );
+            } else {
+                tracing::debug!(open_files = limit, "open-file limit raised");
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "the open-file limit could not be raised"),
     }
 }
 

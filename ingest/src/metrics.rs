@@ -30,6 +30,8 @@ pub struct Metrics {
     pub enqueue_seconds: HistogramVec,
     pub queue_errors: IntCounterVec,
     pub spooled: IntCounter,
+    /// Spooled events the queue refused for good, set aside in the spool's dead-letter table.
+    pub spool_dead_letters: IntCounter,
     pub claim_checks: IntCounter,
     /// Mirrors the queue backend's own write-call counter at each scrape.
     pub queue_write_calls: IntCounter,
@@ -89,6 +91,11 @@ impl Metrics {
             "events kept in the local spool because the queue was unavailable",
         )
         .expect("valid metric");
+        let spool_dead_letters = IntCounter::new(
+            "hookbridge_spool_dead_letters_total",
+            "spooled events the queue refused for good (set aside in the spool; see the logs)",
+        )
+        .expect("valid metric");
         let claim_checks = IntCounter::new(
             "hookbridge_claim_checks_total",
             "payloads stored aside because they exceeded the queue's message size",
@@ -105,6 +112,7 @@ impl Metrics {
             Box::new(enqueue_seconds.clone()),
             Box::new(queue_errors.clone()),
             Box::new(spooled.clone()),
+            Box::new(spool_dead_letters.clone()),
             Box::new(claim_checks.clone()),
             Box::new(queue_write_calls.clone()),
         ] {
@@ -119,6 +127,7 @@ impl Metrics {
             enqueue_seconds,
             queue_errors,
             spooled,
+            spool_dead_letters,
             claim_checks,
             queue_write_calls,
         }

@@ -3,7 +3,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use hookbridge_shared::config::{CommonArgs, ConfigError, IngestFilters, env_alias};
+use hookbridge_shared::config::{
+    CommonArgs, ConfigError, IngestFilters, SecretString, env_alias, parse_secret, secret_setting,
+};
 use hookbridge_shared::signature::WebhookSecrets;
 
 /// Ingest flags; each also reads the environment variable the README names.
@@ -13,13 +15,24 @@ pub struct IngestArgs {
     #[arg(long, env = "HOOKBRIDGE_BIND", default_value = "127.0.0.1:8080")]
     pub bind: String,
 
-    /// GitHub webhook secret(s), comma-separated for rotation.
-    #[arg(long, env = "GITHUB_WEBHOOK_SECRET", hide_env_values = true, value_parser = parse_secrets)]
-    pub github_webhook_secret: Option<WebhookSecrets>,
+    /// GitHub webhook secret(s), comma-separated for rotation, each at least 16 bytes. Checked in
+    /// [`IngestSettings::from_args`], not by clap, which would print a refused value.
+    #[arg(long, env = "GITHUB_WEBHOOK_SECRET", hide_env_values = true, value_parser = parse_secret)]
+    pub github_webhook_secret: Option<SecretString>,
 
-    /// Jira webhook secret(s), comma-separated for rotation (alias: WEBHOOK_SECRET).
-    #[arg(long, env = "JIRA_WEBHOOK_SECRET", hide_env_values = true, value_parser = parse_secrets)]
-    pub jira_webhook_secret: Option<WebhookSecrets>,
+    /// A file holding GITHUB_WEBHOOK_SECRET (trailing newline stripped), so the secret is in
+    /// neither `ps` nor the environment.
+    #[arg(long, env = "GITHUB_WEBHOOK_SECRET_FILE")]
+    pub github_webhook_secret_file: Option<PathBuf>,
+
+    /// Jira webhook secret(s), comma-separated for rotation, each at least 16 bytes (alias:
+    /// WEBHOOK_SECRET).
+    #[arg(long, env = "JIRA_WEBHOOK_SECRET", hide_env_values = true, value_parser = parse_secret)]
+    pub jira_webhook_secret: Option<SecretString>,
+
+    /// A file holding JIRA_WEBHOOK_SECRET (trailing newline stripped).
+    #[arg(long, env = "JIRA_WEBHOOK_SECRET_FILE")]
+    pub jira_webhook_secret_file: Option<PathBuf>,
 
     /// How Jira webhooks authenticate: `hmac` (X-Hub-Signature, admin webhooks with a secret), or
     /// `hmac-or-shared-secret`, which also accepts `X-Webhook-Signature: sha256=<secret>` from Jira
@@ -54,6 +67,21 @@ pub struct IngestArgs {
     #[arg(long, env = "HOOKBRIDGE_SHUTDOWN_TIMEOUT", default_value = "30",
           value_parser = hookbridge_shared::config::parse_seconds)]
     pub shutdown_timeout: Duration,
+
+    /// Most connections open at once; beyond it new ones wait in the kernel's backlog.
+    #[arg(long, env = "HOOKBRIDGE_MAX_CONNECTIONS", default_value_t = 4096,
+          value_parser = clap::value_parser!(u32).range(16..=1_000_000))]
+    pub max_connections: u32,
+
+    /// MiB the SQS spool file may grow to; beyond it, events SQS cannot take are answered 503.
+    #[arg(long, env = "HOOKBRIDGE_SPOOL_MAX_MB", default_value_t = 2048,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub spool_max_mb: u32,
+
+    /// MiB that all requests together may hold in body bytes beyond each body's first MiB.
+    #[arg(long, env = "HOOKBRIDGE_BODY_BUDGET_MB", default_value_t = 256,
+          value_parser = clap::value_parser!(u32).range(26..=65_536))]
+    pub body_budget_mb: u32,
 }
 
 fn parse_jira_auth(value: &str) -> Result<JiraWebhookAuth, String> {
@@ -64,8 +92,11 @@ fn parse_jira_auth(value: &str) -> Result<JiraWebhookAuth, String> {
     }
 }
 
-fn parse_secrets(value: &str) -> Result<WebhookSecrets, String> {
-    WebhookSecrets::parse(value).map_err(|e| e.to_string())
+/// A webhook secret list from `key` (a variable or its `_FILE`), checked: refusals name the key,
+/// never the value.
+fn webhook_secrets(key: &str, value: &SecretString) -> Result<WebhookSecrets, ConfigError> {
+    use hookbridge_shared::config::ExposeSecret;
+    WebhookSecrets::parse(value.expose_secret()).map_err(|e| ConfigError::new(key, e.to_string()))
 }
 
 /// `JIRA_WEBHOOK_AUTH`.
@@ -108,6 +139,9 @@ pub struct IngestSettings {
     pub filters: IngestFilters,
     pub http_workers: usize,
     pub shutdown_timeout: Duration,
+    pub max_connections: usize,
+    pub body_budget_bytes: usize,
+    pub spool_max_bytes: u64,
 }
 
 impl IngestSettings {
@@ -116,19 +150,32 @@ impl IngestSettings {
     /// configuration, an invalid config file, contradicting claim settings.
     pub fn from_args(args: &IngestArgs, common: &CommonArgs) -> Result<Self, ConfigError> {
         common.check_claim_settings()?;
-        let jira_secret = match &args.jira_webhook_secret {
-            Some(s) => Some(s.clone()),
+        let github_secret = secret_setting(
+            "GITHUB_WEBHOOK_SECRET",
+            args.github_webhook_secret.as_ref(),
+            "GITHUB_WEBHOOK_SECRET_FILE",
+            args.github_webhook_secret_file.as_deref(),
+        )?
+        .map(|s| webhook_secrets(&s.key, &s.value))
+        .transpose()?;
+        let jira_secret = secret_setting(
+            "JIRA_WEBHOOK_SECRET",
+            args.jira_webhook_secret.as_ref(),
+            "JIRA_WEBHOOK_SECRET_FILE",
+            args.jira_webhook_secret_file.as_deref(),
+        )?;
+        let jira_secret = match jira_secret {
+            Some(s) => Some(webhook_secrets(&s.key, &s.value)?),
             None => env_alias("WEBHOOK_SECRET")
-                .map(|v| WebhookSecrets::parse(&v))
-                .transpose()
-                .map_err(|e| ConfigError::new("WEBHOOK_SECRET", e.to_string()))?,
+                .map(|v| webhook_secrets("WEBHOOK_SECRET", &SecretString::from(v)))
+                .transpose()?,
         };
         let auth = |secret: Option<WebhookSecrets>| match secret {
             Some(s) => RouteAuth::Signed(s),
             None if args.allow_unsigned => RouteAuth::Unsigned,
             None => RouteAuth::Refuse,
         };
-        let github = auth(args.github_webhook_secret.clone());
+        let github = auth(github_secret);
         let jira = match (auth(jira_secret), args.jira_webhook_auth) {
             (RouteAuth::Signed(secrets), JiraWebhookAuth::HmacOrSharedSecret) => {
                 RouteAuth::SignedOrSharedSecret(secrets)
@@ -178,6 +225,9 @@ impl IngestSettings {
                 .http_workers
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
             shutdown_timeout: args.shutdown_timeout,
+            max_connections: args.max_connections as usize,
+            body_budget_bytes: args.body_budget_mb as usize * 1024 * 1024,
+            spool_max_bytes: u64::from(args.spool_max_mb) * 1024 * 1024,
         })
     }
 

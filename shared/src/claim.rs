@@ -13,10 +13,12 @@
 //! - **an S3 bucket** (`HOOKBRIDGE_CLAIM_S3_BUCKET`, [`s3`]): for hosts that share no disk
 //!   (Kubernetes, several EC2 instances), as AWS's SQS Extended Client Library does it.
 //!
-//! Nothing in the pipeline removes a claim once its message is handled. A content-addressed claim
-//! can be named by more than one message (a redelivery, or a message moved back from the
-//! dead-letter queue), and deleting it after the first one would strand the others; expiring
-//! claims is left to the operator (on S3, a lifecycle rule longer than the queues' retention).
+//! No claim is removed when its message is handled. A content-addressed claim can be named by
+//! more than one message (a redelivery, or a message moved back from the dead-letter queue), and
+//! deleting it after the first one would strand the others. Claims are collected by age instead,
+//! once no queue can still hold a message naming them: in a directory by
+//! [`ClaimStore::remove_older_than`] (the ingest runs it hourly; storing a claim again refreshes
+//! its age), on S3 by the bucket's lifecycle rule (README, "Configuration").
 //! [`ClaimStore::remove`] is there for tools and tests.
 
 pub mod s3;
@@ -183,6 +185,23 @@ impl ClaimStore {
     }
 }
 
+impl ClaimStore {
+    /// Deletes directory claims last stored more than `age` ago and returns how many; on S3 it
+    /// does nothing (the bucket's lifecycle rule expires claims there).
+    ///
+    /// # Errors
+    /// [`ClaimError::Io`] when the directory cannot be read.
+    pub async fn remove_older_than(&self, age: std::time::Duration) -> Result<usize, ClaimError> {
+        match self {
+            Self::Dir(dir) => {
+                let dir = dir.clone();
+                blocking(move || dir.remove_older_than(age)).await
+            }
+            Self::S3(_) => Ok(0),
+        }
+    }
+}
+
 /// Where claims are, for logs: the directory, or `s3://bucket/prefix`.
 impl fmt::Display for ClaimStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -216,7 +235,14 @@ impl DirClaims {
         let sha256 = hex::encode(Sha256::digest(bytes));
         let path = self.path_of(&sha256)?;
         std::fs::create_dir_all(&self.dir).map_err(io(&self.dir))?;
-        if !path.exists() {
+        if path.exists() {
+            // Named by one more message: it must live as long as that one may.
+            std::fs::File::options()
+                .append(true)
+                .open(&path)
+                .and_then(|f| f.set_modified(std::time::SystemTime::now()))
+                .map_err(io(&path))?;
+        } else {
             let tmp = self
                 .dir
                 .join(format!(".{sha256}.{}.tmp", uuid::Uuid::new_v4().simple()));
@@ -241,6 +267,34 @@ impl DirClaims {
         Ok(bytes)
     }
 
+    /// Deletes claims (and leftover temporary files) last written more than `age` ago; how many.
+    fn remove_older_than(&self, age: std::time::Duration) -> Result<usize, ClaimError> {
+        let entries = match std::fs::read_dir(&self.dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(io(&self.dir)(e)),
+        };
+        let cutoff = std::time::SystemTime::now()
+            .checked_sub(age)
+            .unwrap_or(std::time::UNIX_EPOCH);
+        let mut removed = 0;
+        for entry in entries.filter_map(Result::ok) {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let ours = name
+                .strip_suffix(".json")
+                .is_some_and(|sha| file_name(sha).is_ok())
+                || (name.starts_with('.') && name.ends_with(".tmp"));
+            let old = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|modified| modified < cutoff);
+            if ours && old && std::fs::remove_file(entry.path()).is_ok() {
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
     fn remove(&self, claim: &ClaimRef) -> Result<(), ClaimError> {
         let path = self.path_of(&claim.sha256)?;
         match std::fs::remove_file(&path) {
@@ -253,6 +307,31 @@ impl DirClaims {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Storing a claim again makes it young again: a message that names it now must find it for
+    /// as long as the queue may keep that message.
+    #[tokio::test]
+    async fn storing_again_refreshes_a_claims_age() {
+        let dir = tempfile_dir();
+        let store = ClaimStore::new(&dir);
+        let bytes = Bytes::from_static(b"{\"big\":true}");
+        let claim = store.put(bytes.clone()).await.unwrap();
+        let path = dir.join(file_name(&claim.sha256).unwrap());
+        let long_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(30 * 86_400);
+        let age = |p: &Path| std::fs::File::options().append(true).open(p).unwrap();
+        age(&path).set_modified(long_ago).unwrap();
+        store.put(bytes).await.unwrap();
+        let day = std::time::Duration::from_secs(86_400);
+        assert_eq!(store.remove_older_than(day).await.unwrap(), 0);
+        age(&path).set_modified(long_ago).unwrap();
+        assert_eq!(store.remove_older_than(day).await.unwrap(), 1);
+        assert!(!path.exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn tempfile_dir() -> PathBuf {
+        std::env::temp_dir().join(format!("claims-{}", uuid::Uuid::new_v4()))
+    }
 
     #[tokio::test]
     async fn put_get_remove_round_trip() {

@@ -9,6 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use url::Url;
 
@@ -234,6 +235,112 @@ pub fn env_alias(alias: &str) -> Option<String> {
     std::env::var(alias).ok().filter(|v| !v.trim().is_empty())
 }
 
+/// Takes a secret value as clap gives it, never failing: a parser that failed would have clap
+/// print the value in its error, so secrets are checked later, in the settings, by key alone.
+///
+/// # Errors
+/// Never.
+pub fn parse_secret(value: &str) -> Result<SecretString, std::convert::Infallible> {
+    Ok(SecretString::from(value.to_owned()))
+}
+
+/// A secret setting and the key it was read from (the variable or its `_FILE`), so that an error
+/// about the value can name where it came from without showing it.
+#[derive(Debug, Clone)]
+pub struct SecretSetting {
+    pub value: SecretString,
+    pub key: String,
+}
+
+/// A secret given either as the variable `key` or as the file `file_key` names (the README's
+/// "Configuration": the Docker and Kubernetes secrets convention, where a file keeps the secret out
+/// of `ps` and the environment). The file's trailing newlines are stripped. An empty variable
+/// counts as unset.
+///
+/// # Errors
+/// [`ConfigError`] naming both keys when both are set; naming `file_key` and the path (never the
+/// content) when the file cannot be read or is empty.
+pub fn secret_setting(
+    key: &str,
+    value: Option<&SecretString>,
+    file_key: &str,
+    file: Option<&Path>,
+) -> Result<Option<SecretSetting>, ConfigError> {
+    let value = value.filter(|v| !v.expose_secret().trim().is_empty());
+    let file = file.filter(|f| !f.as_os_str().is_empty());
+    match (value, file) {
+        (Some(_), Some(_)) => Err(ConfigError::new(
+            key,
+            format!("{key} and {file_key} are both set: set one of them"),
+        )),
+        (Some(value), None) => Ok(Some(SecretSetting {
+            value: value.clone(),
+            key: key.to_owned(),
+        })),
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                ConfigError::new(file_key, format!("cannot read {}: {e}", path.display()))
+            })?;
+            let secret = text.trim_end_matches(['\n', '\r']);
+            if secret.trim().is_empty() {
+                return Err(ConfigError::new(
+                    file_key,
+                    format!("{} is empty", path.display()),
+                ));
+            }
+            Ok(Some(SecretSetting {
+                value: SecretString::from(secret.to_owned()),
+                key: file_key.to_owned(),
+            }))
+        }
+        (None, None) => Ok(None),
+    }
+}
+
+/// Query parameters whose values are credentials when a URL carries them (`?password=`, `?pass=`,
+/// `?token=`, …).
+fn is_credential_parameter(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    [
+        "pass", "pwd", "secret", "token", "auth", "key", "cred", "sig",
+    ]
+    .iter()
+    .any(|part| name.contains(part))
+}
+
+/// `url` as it may be shown in a log line or an error: the userinfo (user and password) and the
+/// value of every query parameter that may hold a credential replaced by `***`. A string that is
+/// not a URL is not shown at all.
+pub fn redact_url(url: &str) -> String {
+    let Ok(mut parsed) = Url::parse(url.trim()) else {
+        return "<malformed URL>".to_owned();
+    };
+    if !parsed.username().is_empty() {
+        let _ = parsed.set_username("***");
+    }
+    if parsed.password().is_some() {
+        let _ = parsed.set_password(Some("***"));
+    }
+    if parsed.query().is_some() {
+        let pairs: Vec<(String, String)> = parsed
+            .query_pairs()
+            .map(|(k, v)| {
+                let v = if is_credential_parameter(&k) {
+                    "***".to_owned()
+                } else {
+                    v.into_owned()
+                };
+                (k.into_owned(), v)
+            })
+            .collect();
+        parsed.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    if parsed.fragment().is_some() {
+        parsed.set_fragment(Some("***"));
+    }
+    parsed.to_string()
+}
+
 /// The optional TOML file.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -399,5 +506,49 @@ mod tests {
         assert!(ok.ingest.wants_github("push"));
         assert!(FileConfig::default().ingest.wants_github("issues"));
         assert!(!FileConfig::default().ingest.wants_github("push"));
+    }
+
+    #[test]
+    fn displayed_urls_hide_userinfo_and_query_passwords() {
+        for url in [
+            "redis://user:s3cretvalue@cache:6379/0",
+            "redis://:s3cretvalue@cache:6379/0",
+            "redis://s3cretvalue@cache:6379/0",
+            "redis://cache:6379/?pass=s3cretvalue",
+            "redis://cache:6379/?protocol=resp3&password=s3cretvalue",
+            "rediss://cache:6379/0?db=1&PASSWORD=s3cretvalue",
+        ] {
+            let shown = redact_url(url);
+            assert!(!shown.contains("s3cretvalue"), "{url} shown as {shown}");
+            assert!(shown.contains("cache:6379"), "{shown}");
+        }
+        assert!(redact_url("redis://cache/?protocol=resp3").contains("protocol=resp3"));
+        assert_eq!(redact_url("not a url"), "<malformed URL>");
+    }
+
+    #[test]
+    fn a_secret_comes_from_the_variable_or_its_file_not_both() {
+        let dir = std::env::temp_dir().join(format!("hookbridge-secret-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let file = dir.join("secret");
+        std::fs::write(&file, "from-the-file-0123456789\n").expect("write");
+        let value = SecretString::from("from-the-variable".to_owned());
+        let read = secret_setting("K", None, "K_FILE", Some(&file))
+            .expect("read")
+            .expect("set");
+        assert_eq!(read.value.expose_secret(), "from-the-file-0123456789");
+        assert_eq!(read.key, "K_FILE");
+        let both = secret_setting("K", Some(&value), "K_FILE", Some(&file)).unwrap_err();
+        assert!(both.to_string().contains("K_FILE"), "{both}");
+        let missing = dir.join("missing");
+        let err = secret_setting("K", None, "K_FILE", Some(&missing)).unwrap_err();
+        assert_eq!(err.key, "K_FILE");
+        assert!(err.reason.contains("missing"), "{err}");
+        assert!(
+            secret_setting("K", None, "K_FILE", None)
+                .expect("unset")
+                .is_none()
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

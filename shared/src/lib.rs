@@ -24,5 +24,8 @@ pub mod shutdown;
 pub mod signature;
 pub mod telemetry;
 
+#[cfg(test)]
+mod proptests;
+
 /// The version every binary reports (in `/health`, `--version` and logs).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

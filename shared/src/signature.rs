@@ -24,17 +24,35 @@ impl fmt::Debug for WebhookSecrets {
     }
 }
 
-/// Why a configured secret list was refused.
+/// The shortest webhook secret accepted, in bytes (the README's "Configuration"): HMAC is only as
+/// strong as its key, and a short one can be guessed offline from a single signed delivery.
+pub const MIN_SECRET_BYTES: usize = 16;
+
+/// Why a configured secret list was refused. The messages never show a secret.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("holds no secret (an empty value or only commas)")]
-pub struct EmptySecrets;
+pub enum SecretsError {
+    #[error("holds no secret (an empty value or only commas)")]
+    Empty,
+    /// One secret of the list is too short; `position` counts from 1. The list is split at commas,
+    /// so a secret containing a comma becomes several short ones, which this names too.
+    #[error(
+        "secret {position} of {count} is {bytes} bytes; each must be at least {MIN_SECRET_BYTES} \
+         bytes (the value is a comma-separated rotation list, so a comma inside a secret splits it)"
+    )]
+    TooShort {
+        position: usize,
+        count: usize,
+        bytes: usize,
+    },
+}
 
 impl WebhookSecrets {
     /// Parses a comma-separated list; surrounding whitespace of each secret is ignored.
     ///
     /// # Errors
-    /// When no non-empty secret remains.
-    pub fn parse(list: &str) -> Result<Self, EmptySecrets> {
+    /// [`SecretsError`] when no non-empty secret remains, or one is shorter than
+    /// [`MIN_SECRET_BYTES`].
+    pub fn parse(list: &str) -> Result<Self, SecretsError> {
         let secrets: Vec<SecretString> = list
             .split(',')
             .map(str::trim)
@@ -42,7 +60,19 @@ impl WebhookSecrets {
             .map(|s| SecretString::from(s.to_owned()))
             .collect();
         if secrets.is_empty() {
-            return Err(EmptySecrets);
+            return Err(SecretsError::Empty);
+        }
+        let count = secrets.len();
+        if let Some((i, short)) = secrets
+            .iter()
+            .enumerate()
+            .find(|(_, s)| s.expose_secret().len() < MIN_SECRET_BYTES)
+        {
+            return Err(SecretsError::TooShort {
+                position: i + 1,
+                count,
+                bytes: short.expose_secret().len(),
+            });
         }
         Ok(Self(secrets))
     }
@@ -55,31 +85,30 @@ impl WebhookSecrets {
         self.0.is_empty()
     }
 
+    /// Starts a check of `header` (`sha256=<hex>`) to be fed the body as it arrives: the header's
+    /// presence and form are checked now, before a byte of the body is read, so a caller without
+    /// a well-formed signature costs no body reading at all; and no body is hashed twice.
+    ///
+    /// # Errors
+    /// [`SignatureError::Missing`] / [`SignatureError::Malformed`].
+    pub fn start(&self, header: Option<&str>) -> Result<StreamingCheck, SignatureError> {
+        let expected = parse_header(header)?;
+        let macs = self
+            .0
+            .iter()
+            .map(|secret| mac(secret.expose_secret(), b""))
+            .collect();
+        Ok(StreamingCheck { macs, expected })
+    }
+
     /// Checks `header` (`sha256=<hex>`) against the body under every active secret.
     ///
     /// # Errors
     /// [`SignatureError`] when the header is missing, malformed or matches no secret.
     pub fn verify(&self, header: Option<&str>, body: Bytes) -> Result<Verified, SignatureError> {
-        let header = header.ok_or(SignatureError::Missing)?.trim();
-        let hex_digest = header
-            .strip_prefix("sha256=")
-            .ok_or(SignatureError::Malformed)?;
-        let expected = hex::decode(hex_digest).map_err(|_| SignatureError::Malformed)?;
-        if expected.len() != 32 {
-            return Err(SignatureError::Malformed);
-        }
-        // Every secret is tried, even after a match, so timing does not reveal which one matched.
-        let mut matched = false;
-        for secret in &self.0 {
-            matched |= mac(secret.expose_secret(), &body)
-                .verify_slice(&expected)
-                .is_ok();
-        }
-        if matched {
-            Ok(Verified(body))
-        } else {
-            Err(SignatureError::Mismatch)
-        }
+        let mut check = self.start(header)?;
+        check.update(&body);
+        check.finish(body)
     }
 
     /// Checks a shared-secret header, `sha256=<secret>` — what a Jira Automation rule's "Send web
@@ -125,6 +154,51 @@ fn mac(secret: &str, body: &[u8]) -> HmacSha256 {
     let mut mac = HmacSha256::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
     mac.update(body);
     mac
+}
+
+/// The 32 bytes of a `sha256=<64 hex digits>` header.
+fn parse_header(header: Option<&str>) -> Result<[u8; 32], SignatureError> {
+    let hex_digest = header
+        .ok_or(SignatureError::Missing)?
+        .trim()
+        .strip_prefix("sha256=")
+        .ok_or(SignatureError::Malformed)?;
+    let mut expected = [0u8; 32];
+    hex::decode_to_slice(hex_digest, &mut expected).map_err(|_| SignatureError::Malformed)?;
+    Ok(expected)
+}
+
+/// An HMAC check under way: fed the body chunk by chunk as it arrives (see
+/// [`WebhookSecrets::start`]), then finished with the whole body.
+pub struct StreamingCheck {
+    macs: Vec<HmacSha256>,
+    expected: [u8; 32],
+}
+
+impl StreamingCheck {
+    /// Adds the next bytes of the body.
+    pub fn update(&mut self, chunk: &[u8]) {
+        for mac in &mut self.macs {
+            mac.update(chunk);
+        }
+    }
+
+    /// Whether the bytes fed so far, `body`, are signed by one of the secrets.
+    ///
+    /// # Errors
+    /// [`SignatureError::Mismatch`] when no secret signed them.
+    pub fn finish(self, body: Bytes) -> Result<Verified, SignatureError> {
+        // Every secret is tried, even after a match, so timing does not reveal which one matched.
+        let mut matched = false;
+        for mac in self.macs {
+            matched |= mac.verify_slice(&self.expected).is_ok();
+        }
+        if matched {
+            Ok(Verified(body))
+        } else {
+            Err(SignatureError::Mismatch)
+        }
+    }
 }
 
 /// `sha256=<lowercase hex HMAC-SHA256(secret, body)>`, the header value GitHub and Jira send.
@@ -186,9 +260,11 @@ mod tests {
 
     #[test]
     fn any_rotated_secret_matches() {
-        let secrets = WebhookSecrets::parse(" old , new ,").unwrap();
+        const OLD: &str = "old-rotated-secret-1";
+        const NEW: &str = "new-rotated-secret-2";
+        let secrets = WebhookSecrets::parse(&format!(" {OLD} , {NEW} ,")).unwrap();
         assert_eq!(secrets.len(), 2);
-        for s in ["old", "new"] {
+        for s in [OLD, NEW] {
             let sig = sign_with(s, b"{}");
             assert!(
                 secrets
@@ -207,7 +283,7 @@ mod tests {
 
     #[test]
     fn malformed_and_missing_headers() {
-        let secrets = WebhookSecrets::parse("s").unwrap();
+        let secrets = WebhookSecrets::parse("sixteen-byte-key").unwrap();
         let body = Bytes::from_static(b"{}");
         assert_eq!(
             secrets.verify(None, body.clone()).unwrap_err(),
@@ -224,9 +300,9 @@ mod tests {
 
     #[test]
     fn shared_secret_headers_match_any_active_secret_and_nothing_else() {
-        let secrets = WebhookSecrets::parse("old-one,new-one").unwrap();
+        let secrets = WebhookSecrets::parse("old-one-0123456789,new-one-0123456789").unwrap();
         let body = Bytes::from_static(b"{}");
-        for ok in ["sha256=old-one", " sha256=new-one "] {
+        for ok in ["sha256=old-one-0123456789", " sha256=new-one-0123456789 "] {
             assert!(
                 secrets.verify_shared_secret(Some(ok), body.clone()).is_ok(),
                 "{ok}"
@@ -234,12 +310,12 @@ mod tests {
         }
         for (bad, error) in [
             (None, SignatureError::Missing),
-            (Some("old-one"), SignatureError::Malformed),
+            (Some("old-one-0123456789"), SignatureError::Malformed),
             (Some("sha256="), SignatureError::Malformed),
-            (Some("sha256=old-on"), SignatureError::Mismatch),
-            (Some("sha256=old-one2"), SignatureError::Mismatch),
+            (Some("sha256=old-one-012345678"), SignatureError::Mismatch),
+            (Some("sha256=old-one-01234567890"), SignatureError::Mismatch),
             (
-                Some(&*sign_with("old-one", b"{}")),
+                Some(&*sign_with("old-one-0123456789", b"{}")),
                 SignatureError::Mismatch,
             ),
         ] {
@@ -253,8 +329,36 @@ mod tests {
 
     #[test]
     fn empty_lists_are_refused_and_debug_hides_secrets() {
-        assert_eq!(WebhookSecrets::parse(" , ").unwrap_err(), EmptySecrets);
-        let s = WebhookSecrets::parse("hunter2").unwrap();
+        assert_eq!(
+            WebhookSecrets::parse(" , ").unwrap_err(),
+            SecretsError::Empty
+        );
+        let s = WebhookSecrets::parse("hunter2-hunter2-hunter2").unwrap();
         assert!(!format!("{s:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn short_secrets_are_refused_without_showing_them() {
+        let err = WebhookSecrets::parse("hunter2").unwrap_err();
+        assert_eq!(
+            err,
+            SecretsError::TooShort {
+                position: 1,
+                count: 1,
+                bytes: 7
+            }
+        );
+        // A comma inside a long secret makes two short ones.
+        let err = WebhookSecrets::parse("long-enough-but,has-a-comma").unwrap_err();
+        assert!(
+            matches!(err, SecretsError::TooShort { count: 2, .. }),
+            "{err}"
+        );
+        let shown = err.to_string();
+        assert!(
+            !shown.contains("long-enough") && !shown.contains("has-a"),
+            "{shown}"
+        );
+        assert!(WebhookSecrets::parse("exactly-16-bytes").is_ok());
     }
 }

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use hookbridge_shared::signature::sign_with;
 use hookbridge_tests::sqs;
 
-const SECRET: &str = "bench-secret";
+const SECRET: &str = "bench-s3cret-5f1c9a";
 
 fn main() {
     if std::env::var("HOOKBRIDGE_BENCH_ROLE").as_deref() == Ok("baseline") {
@@ -152,8 +152,29 @@ async fn load(
     duration: Duration,
     max_requests: Option<u64>,
 ) -> LoadResult {
+    load_as(url, connections, duration, max_requests, Caller::Signed).await
+}
+
+/// Who sends the load: GitHub (signed, answered 202) or an attacker without the secret (a
+/// well-formed but wrong signature, answered 401).
+#[derive(Clone, Copy, PartialEq)]
+enum Caller {
+    Signed,
+    WrongSignature,
+}
+
+async fn load_as(
+    url: &str,
+    connections: usize,
+    duration: Duration,
+    max_requests: Option<u64>,
+    caller: Caller,
+) -> LoadResult {
     let body = bytes::Bytes::from(payload());
-    let signature = sign_with(SECRET, &body);
+    let (signature, expected) = match caller {
+        Caller::Signed => (sign_with(SECRET, &body), 202),
+        Caller::WrongSignature => (format!("sha256={}", "0".repeat(64)), 401),
+    };
     let endpoint = format!("{url}/webhooks/github");
     let counter = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(AtomicU64::new(0));
@@ -185,7 +206,7 @@ async fn load(
                     .send()
                     .await;
                 match response {
-                    Ok(r) if r.status().as_u16() == 202 => {
+                    Ok(r) if r.status().as_u16() == expected => {
                         let _ = hist.record(sent.elapsed().as_micros() as u64);
                     }
                     _ => {
@@ -273,6 +294,102 @@ async fn run() {
         );
     }
     sqs_calls_per_event(connections).await;
+    attacks(connections, duration).await;
+}
+
+/// What callers without the secret can do to the ingest (README, "Reliability"): a flood of
+/// wrongly signed deliveries (401s per second, RSS, and how long a signed delivery takes
+/// meanwhile), then many connections that each send 20 MiB of a declared 25 MiB body and stall
+/// (RSS, whether they are cut, and a signed delivery's latency meanwhile).
+async fn attacks(connections: usize, duration: Duration) {
+    println!();
+    println!("### without the secret");
+    println!();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ingest = start_ingest(dir.path(), &[]);
+    let url = ingest.url.clone();
+    let probe_url = url.clone();
+    let probe = tokio::spawn(async move { load(&probe_url, 1, duration, None).await });
+    let flood = load_as(&url, connections, duration, None, Caller::WrongSignature).await;
+    let signed = probe.await.expect("probe");
+    println!(
+        "- flood of wrong signatures, {connections} connections, {} s: {:.0} answers 401/s, {} other answers; \
+         meanwhile one signed sender: {:.0} deliveries 202/s, p99 {:.2} ms; peak RSS {:.0} MiB",
+        duration.as_secs(),
+        flood.requests as f64 / flood.seconds,
+        flood.errors,
+        signed.requests as f64 / signed.seconds,
+        signed.p99_ms,
+        ingest.peak_rss_mib()
+    );
+    drop(ingest);
+
+    let stalled: usize = std::env::var("BENCH_STALLED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(60);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ingest = start_ingest(dir.path(), &[]);
+    let address = ingest.url.trim_start_matches("http://").to_owned();
+    let started = Instant::now();
+    let mut attackers = Vec::new();
+    for _ in 0..stalled {
+        let address = address.clone();
+        attackers.push(tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let Ok(mut stream) = tokio::net::TcpStream::connect(&address).await else {
+                return None;
+            };
+            let head = format!(
+                "POST /webhooks/github HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+                 X-GitHub-Event: issues\r\nX-GitHub-Delivery: stalled\r\nContent-Length: {}\r\n\
+                 X-Hub-Signature-256: sha256={}\r\n\r\n",
+                25 * 1024 * 1024,
+                "0".repeat(64)
+            );
+            stream.write_all(head.as_bytes()).await.ok()?;
+            let chunk = vec![b' '; 256 * 1024];
+            let _ = tokio::time::timeout(Duration::from_secs(30), async {
+                for _ in 0..80 {
+                    if stream.write_all(&chunk).await.is_err() {
+                        break;
+                    }
+                }
+            })
+            .await;
+            // Stalled: wait for the server to answer (408 or 503) and close.
+            let mut answer = vec![0u8; 512];
+            let n = tokio::time::timeout(Duration::from_secs(60), stream.read(&mut answer))
+                .await
+                .ok()?
+                .ok()?;
+            let status = String::from_utf8_lossy(&answer[..n])
+                .split_whitespace()
+                .nth(1)
+                .map(str::to_owned);
+            Some((status, started.elapsed()))
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let signed = load(&ingest.url, 1, Duration::from_secs(3), None).await;
+    let mut cut = 0;
+    let mut latest = Duration::ZERO;
+    for attacker in attackers {
+        if let Ok(Some((Some(_), at))) = attacker.await {
+            cut += 1;
+            latest = latest.max(at);
+        }
+    }
+    println!(
+        "- {stalled} connections each stalling after 20 MiB of a 25 MiB body: peak RSS {:.0} MiB \
+         (body budget 256 MiB); {cut} of {stalled} cut by the server within {:.1} s; meanwhile one \
+         signed sender: {:.0} deliveries 202/s, p99 {:.2} ms, {} failed",
+        ingest.peak_rss_mib(),
+        latest.as_secs_f64(),
+        signed.requests as f64 / signed.seconds,
+        signed.p99_ms,
+        signed.errors
+    );
 }
 
 async fn metrics_text(url: &str) -> String {

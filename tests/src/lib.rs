@@ -1,14 +1,16 @@
 //! Test support shared by the black-box tests and the benchmarks: fakes of the services hookbridge
 //! talks to, behaving like the real ones; webhook deliveries signed as GitHub and Jira sign them;
-//! the real binaries as child processes (`process`, `ingest`); the local SQS and S3 server (`sqs`,
+//! the real binaries as child processes (`process`, `ingest`); a TCP proxy that can freeze like a server in a brown-out (`proxy`); the local SQS and S3 server (`sqs`,
 //! `s3`); and reading the audit trail a process wrote (`audit`) and a `/metrics` page (`metrics`); serving a fake on a free port (`serve`).
 
 pub mod audit;
 pub mod github;
+pub mod github_fake;
 pub mod ingest;
 pub mod jira_fake;
 pub mod metrics;
 pub mod process;
+pub mod proxy;
 pub mod s3;
 pub mod serve;
 pub mod slack_fake;

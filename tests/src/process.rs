@@ -15,11 +15,16 @@ use nix::unistd::Pid;
 /// `PATH` and `HOME` stay, so that test credentials set by `scripts/with-test-services.sh` reach it).
 const APP_VARIABLES: &[&str] = &[
     "GITHUB_WEBHOOK_SECRET",
+    "GITHUB_WEBHOOK_SECRET_FILE",
+    "GITHUB_TOKEN",
+    "GITHUB_TOKEN_FILE",
+    "GITHUB_API_URL",
     "WEBHOOK_SECRET",
     "AWS_ENDPOINT_URL",
     "AWS_ENDPOINT_URL_SQS",
     "AWS_ENDPOINT_URL_S3",
     "REDIS_URL",
+    "REDIS_URL_FILE",
     "WORKER_CONCURRENCY",
     "ENFORCE_PKI_VALIDATION",
     "PKI_KEY_PASSWORD",

@@ -77,7 +77,9 @@ impl Parts {
 /// The router made of `parts`, and the waker its alerts ring.
 pub fn router(parts: Parts) -> (Router, AlertWaker) {
     let waker = AlertWaker::default();
+    let jira_health = parts.jira.health();
     let router = Router {
+        jira_health,
         audit: parts.audit.clone(),
         decoder: Decoder::new(
             ClaimStore::new(parts.claims_dir),

@@ -6,7 +6,14 @@
 //! - while a message is being handled its visibility is extended every half timeout, so long work
 //!   is not handed to a second worker;
 //! - on shutdown the loop stops receiving, lets in-flight work finish for `drain_timeout`, then
-//!   releases (makes visible again) whatever is still unfinished: never lost, only redelivered.
+//!   releases (makes visible again) whatever is still unfinished: never lost, only redelivered;
+//! - a message whose work could not start ([`Outcome::Busy`]) never uses up its attempts: it is
+//!   released with its delay while the queue would still hand it out again, and once it has been
+//!   received as often as the queue allows (the queue itself, SQS's redrive policy or the embedded
+//!   queue, dead-letters a message received `max_attempts` times), a copy is sent to the back of
+//!   the queue before the original is deleted. The copy starts with a receive count of zero; if
+//!   deleting the original fails, both are handled and the delivery-id dedupe makes the second
+//!   one a no-op.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -63,6 +70,10 @@ pub async fn run<H: Handler>(
         "worker consuming"
     );
     while !shutdown.is_cancelled() {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            () = handler.ready() => {}
+        }
         let first = tokio::select! {
             _ = shutdown.cancelled() => break,
             permit = permits.clone().acquire_owned() => match permit {
@@ -112,6 +123,7 @@ pub async fn run<H: Handler>(
             let Some(permit) = held.pop() else { break };
             tasks.spawn(process(
                 delivery,
+                queue.clone(),
                 permit,
                 handler.clone(),
                 config.clone(),
@@ -141,6 +153,7 @@ pub async fn run<H: Handler>(
 
 async fn process<H: Handler>(
     delivery: Delivery,
+    queue: Queue,
     _permit: OwnedSemaphorePermit,
     handler: Arc<H>,
     config: ConsumerConfig,
@@ -159,7 +172,7 @@ async fn process<H: Handler>(
             outcome = &mut work => break Some(outcome),
             _ = extend.tick() => {
                 if let Err(e) = delivery.extend(config.visibility).await {
-                    tracing::warn!(error = %e, message = %delivery.message.id, "visibility extension failed");
+                    tracing::warn!(error = %e, message_id = %delivery.message.id, "visibility extension failed");
                 }
             }
             _ = hard_stop.cancelled() => break None,
@@ -171,6 +184,7 @@ async fn process<H: Handler>(
     };
     settle(
         delivery,
+        &queue,
         outcome,
         config.max_attempts,
         handler.as_ref(),
@@ -198,6 +212,7 @@ pub enum Settled {
 /// handler, which audits and alerts it).
 pub async fn settle<H: Handler>(
     delivery: Delivery,
+    queue: &Queue,
     outcome: Outcome,
     max_attempts: u32,
     handler: &H,
@@ -210,25 +225,31 @@ pub async fn settle<H: Handler>(
     let how = match &outcome {
         Outcome::Done => Settled::Acked,
         Outcome::Retry { .. } if attempts < max_attempts => Settled::Released,
+        Outcome::Busy { .. } => Settled::Released,
         _ => Settled::DeadLettered,
     };
     let result = match outcome {
         Outcome::Done => delivery.ack().await,
         Outcome::Retry { after, reason } if attempts < max_attempts => {
-            tracing::warn!(message = %id, attempts, retry_in_s = after.as_secs(), %reason, "transient failure; will retry");
+            tracing::warn!(message_id = %id, attempts, retry_in_s = after.as_secs(), %reason, "transient failure; will retry");
             handler.failed(&message, &reason, true).await;
             delivery.release(after).await
         }
         Outcome::Retry { reason, .. } => {
-            tracing::error!(message = %id, attempts, %reason, "giving up after the last attempt; dead-lettering");
+            tracing::error!(message_id = %id, attempts, %reason, "giving up after the last attempt; dead-lettering");
             let reason = format!("after {attempts} attempts: {reason}");
             handler.failed(&message, &reason, false).await;
             let result = delivery.dead_letter(&reason).await;
             dead_letter_reason = Some(reason);
             result
         }
+        Outcome::Busy { after, reason } if attempts < max_attempts => {
+            tracing::info!(message_id = %id, attempts, retry_in_ms = after.as_millis() as u64, %reason, "busy; given back");
+            delivery.release(after).await
+        }
+        Outcome::Busy { after, reason } => requeue(delivery, queue, after, &reason).await,
         Outcome::Fail { reason } => {
-            tracing::error!(message = %id, %reason, "permanent failure; dead-lettering");
+            tracing::error!(message_id = %id, %reason, "permanent failure; dead-lettering");
             handler.failed(&message, &reason, false).await;
             let result = delivery.dead_letter(&reason).await;
             dead_letter_reason = Some(reason);
@@ -237,12 +258,35 @@ pub async fn settle<H: Handler>(
     };
     match (result, dead_letter_reason) {
         (Err(e), _) => {
-            tracing::warn!(message = %id, error = %e, "settling the message failed; it will be redelivered");
+            tracing::warn!(message_id = %id, error = %e, "settling the message failed; it will be redelivered");
         }
         (Ok(()), Some(reason)) => {
             settled(how);
             handler.dead_lettered(&message, &reason).await;
         }
         (Ok(()), None) => settled(how),
+    }
+}
+
+/// Puts a busy message that the queue would not hand out again (it was received `max_attempts`
+/// times) back as a fresh copy: sent first, then the original deleted, so it is never lost — at
+/// worst both are handled and the dedupe by delivery id acknowledges the second. The copy is
+/// visible at once; the handler's wait for the lock paces it.
+async fn requeue(
+    delivery: Delivery,
+    queue: &Queue,
+    after: Duration,
+    reason: &str,
+) -> Result<(), hookbridge_shared::queue::QueueError> {
+    let id = delivery.message.id.clone();
+    match queue.send(delivery.message.body.clone()).await {
+        Ok(copy) => {
+            tracing::info!(message_id = %id, copy = %copy, %reason, "busy on its last receive; sent back as a fresh copy");
+            delivery.ack().await
+        }
+        Err(e) => {
+            tracing::warn!(message_id = %id, error = %e, %reason, "busy on its last receive and no copy could be sent; given back (the queue may dead-letter it)");
+            delivery.release(after).await
+        }
     }
 }

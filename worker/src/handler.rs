@@ -18,11 +18,22 @@ pub enum Outcome {
     Retry { after: Duration, reason: String },
     /// A permanent failure: dead-letter now with `reason`, no retry storm.
     Fail { reason: String },
+    /// The work could not start because another worker holds what it needs (the per-issue lock):
+    /// try again after `after`. Nothing was attempted, so this never counts as a failed attempt
+    /// and never dead-letters the message — a burst of events on one issue must wait its turn,
+    /// not use up its attempts waiting.
+    Busy { after: Duration, reason: String },
 }
 
 /// Handles one message.
 pub trait Handler: Send + Sync + 'static {
     fn handle(&self, message: &Received) -> impl Future<Output = Outcome> + Send;
+
+    /// Returns once the handler can do work: the consumer takes no message before (a Jira that
+    /// refuses every request would otherwise fail them all). The default is always ready.
+    fn ready(&self) -> impl Future<Output = ()> + Send {
+        async {}
+    }
 
     /// Told after an attempt at `message` failed with `reason`, before it is given back
     /// (`will_retry`) or dead-lettered (to record why); the default does nothing.
@@ -69,8 +80,17 @@ impl Handler for LogOnly {
 /// and Jira errors into it, and it becomes the message's [`Outcome`].
 #[derive(Debug)]
 pub enum Failure {
-    Retry { after: Duration, reason: String },
+    Retry {
+        after: Duration,
+        reason: String,
+    },
     Fail(String),
+    /// Not this message's failure (Jira refuses every request, or cannot be reached): it waits,
+    /// without using up an attempt.
+    Wait {
+        after: Duration,
+        reason: String,
+    },
 }
 
 impl From<Failure> for Outcome {
@@ -78,6 +98,7 @@ impl From<Failure> for Outcome {
         match failure {
             Failure::Retry { after, reason } => Outcome::Retry { after, reason },
             Failure::Fail(reason) => Outcome::Fail { reason },
+            Failure::Wait { after, reason } => Outcome::Busy { after, reason },
         }
     }
 }
@@ -97,6 +118,12 @@ impl From<crate::store::StoreError> for Failure {
 
 impl From<crate::jira::ops::OpsError> for Failure {
     fn from(e: crate::jira::ops::OpsError) -> Self {
+        if e.is_systemic() {
+            return Failure::Wait {
+                after: crate::jira::health::PROBE_EVERY,
+                reason: e.to_string(),
+            };
+        }
         match e.retry_after() {
             Some(after) => Failure::Retry {
                 after,

@@ -34,3 +34,6 @@ pub mod router;
 pub mod settings;
 pub mod startup;
 pub mod store;
+
+#[cfg(test)]
+mod proptests;

@@ -16,6 +16,7 @@ use crate::events::{Decoded, Decoder, Event};
 use crate::failures;
 use crate::github_sync::GithubSync;
 use crate::handler::{Failure, Handler, Outcome};
+use crate::jira::health::JiraHealth;
 use crate::store::keys::AlertQueued;
 use crate::store::{Store, Transaction};
 
@@ -30,11 +31,19 @@ pub struct Router {
     pub github: GithubSync,
     pub change_requests: ChangeRequests,
     pub alerts: AlertWaker,
+    /// Live Jira's state; no work is taken while it is down (see [`crate::jira::health`]).
+    pub jira_health: Option<JiraHealth>,
 }
 
 impl Handler for Router {
     async fn handle(&self, message: &Received) -> Outcome {
         self.handle_body(&message.body).await
+    }
+
+    async fn ready(&self) {
+        if let Some(health) = &self.jira_health {
+            health.wait_up().await;
+        }
     }
 
     async fn failed(&self, message: &Received, reason: &str, will_retry: bool) {
@@ -47,7 +56,7 @@ impl Handler for Router {
         )
         .await
         {
-            tracing::warn!(error = %e, message = %message.id, "why the message failed was not recorded");
+            tracing::warn!(error = %e, message_id = %message.id, "why the message failed was not recorded");
         }
     }
 
@@ -68,10 +77,10 @@ impl Handler for Router {
             );
         }
         if let Err(e) = self.audit.record(entry).await {
-            tracing::error!(error = %e, message = %message.id, "dead-lettered message not audited");
+            tracing::error!(error = %e, message_id = %message.id, "dead-lettered message not audited");
         }
         if let Err(e) = self.alert_dead_letter(message, &what, reason).await {
-            tracing::error!(error = %e, message = %message.id, "dead-lettered message not alerted");
+            tracing::error!(error = %e, message_id = %message.id, "dead-lettered message not alerted");
         }
     }
 }

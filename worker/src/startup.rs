@@ -17,8 +17,8 @@ use crate::change_requests::ChangeRequests;
 use crate::consumer::{self, ConsumerConfig};
 use crate::events::Decoder;
 use crate::github_sync::{GithubSync, SyncConfig};
-use crate::jira::JiraClient;
 use crate::jira::ops::JiraOps;
+use crate::jira::{JiraClient, JiraError};
 use crate::metrics::WorkerMetrics;
 use crate::metrics::server::MetricsListener;
 use crate::router::Router;
@@ -46,6 +46,7 @@ pub async fn build(
     role: &str,
     queue: &Queue,
 ) -> Result<Worker, String> {
+    crate::settings::require_dead_letter_queue(queue).map_err(|e| e.to_string())?;
     let store = settings.store.open(common).await?;
     let metrics_listener = settings
         .metrics_bind
@@ -54,11 +55,12 @@ pub async fn build(
         .transpose()?;
     let audit = AuditLog::open(&settings.audit_dir, role, Some(store.clone()));
     let jira = match &settings.jira {
-        Some(jira) => JiraOps::live(
-            JiraClient::with_store(jira, Some(store.clone()))
-                .map_err(|e| format!("JIRA_BASE_URL: {e}"))?,
-            audit.clone(),
-        ),
+        Some(jira) => {
+            let client = JiraClient::with_store(jira, Some(store.clone()))
+                .map_err(|e| format!("JIRA_BASE_URL: {e}"))?;
+            check_credentials(&client).await?;
+            JiraOps::live(client, audit.clone())
+        }
         None => {
             tracing::warn!(
                 audit = %audit.dir().display(),
@@ -90,6 +92,7 @@ pub async fn build(
     );
     Ok(Worker {
         router: Router {
+            jira_health: jira.health(),
             audit: audit.clone(),
             decoder: Decoder::new(
                 common.claim_store(),
@@ -128,6 +131,33 @@ pub async fn build(
     })
 }
 
+/// Asks Jira who the credentials belong to (`GET /rest/api/3/myself`): refused credentials stop
+/// the worker at start; a Jira that cannot be reached does not (the worker then waits for it, see
+/// [`crate::jira::health`]).
+///
+/// # Errors
+/// A one-line reason naming `JIRA_API_TOKEN` when Jira answers 401.
+async fn check_credentials(client: &JiraClient) -> Result<(), String> {
+    match client.myself().await {
+        Ok(me) => {
+            tracing::info!(
+                user = me["displayName"].as_str().unwrap_or(""),
+                "Jira accepts the credentials"
+            );
+            Ok(())
+        }
+        Err(JiraError::Unavailable {
+            reason,
+            credentials_refused: true,
+            ..
+        }) => Err(format!("JIRA_API_TOKEN: {reason}")),
+        Err(e) => {
+            tracing::warn!(error = %e, "Jira could not be asked at start; the worker waits for it");
+            Ok(())
+        }
+    }
+}
+
 /// Consumes `queue` and sends alerts until `shutdown`; in-flight messages are drained (see
 /// [`consumer::run`]), and the dispatcher stops between two sends.
 pub async fn run(
@@ -136,6 +166,15 @@ pub async fn run(
     config: ConsumerConfig,
     shutdown: CancellationToken,
 ) {
+    if let Some(client) = worker.router.github.jira.live_client() {
+        tokio::spawn(crate::jira::watch::watch(
+            client.clone(),
+            worker.router.store.clone(),
+            worker.router.audit.clone(),
+            worker.router.alerts.clone(),
+            shutdown.clone(),
+        ));
+    }
     let dispatcher = tokio::spawn(worker.dispatcher.run(shutdown.clone()));
     if let Some(listener) = worker.metrics_listener {
         tracing::info!(url = %listener.url(), "worker metrics at /metrics");

@@ -2,7 +2,6 @@
 //! and why, move messages back to be processed once more, purge. The same commands on SQS and on
 //! the embedded queue; every redrive and purge is audited (README, "Dead-letter queue").
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -14,7 +13,7 @@ use hookbridge_worker::audit::{AuditLog, Entry};
 use hookbridge_worker::failures::{self, FailedAttempt};
 use hookbridge_worker::settings::StoreArgs;
 use hookbridge_worker::store::Store;
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use serde_json::{Value, json};
 
 use crate::Failure;
@@ -325,21 +324,12 @@ async fn show(opened: &Opened, id: &str, json: bool) -> Result<(), Failure> {
     Ok(())
 }
 
-/// A progress bar on a terminal (stderr), nothing elsewhere.
+/// A progress bar (see [`crate::progress`]) the queue reports to.
 struct Bar(ProgressBar);
 
 impl Bar {
     fn new(what: &str) -> Self {
-        let bar = if std::io::stderr().is_terminal() {
-            ProgressBar::new_spinner()
-        } else {
-            ProgressBar::hidden()
-        };
-        if let Ok(style) = ProgressStyle::with_template("{msg} {pos}/{len} {wide_bar} {eta}") {
-            bar.set_style(style);
-        }
-        bar.set_message(what.to_owned());
-        Self(bar)
+        Self(crate::progress::bar(what))
     }
 }
 

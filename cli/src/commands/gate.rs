@@ -169,7 +169,7 @@ async fn conclude(
     if args.json {
         println!(
             "{}",
-            json!({"decision": record["decision"], "reason": decision.reason, "warnings": decision.warnings, "audit_id": id, "audit_file": file})
+            json!({"decision": record["decision"], "reason": decision.reason, "reason_code": decision.code.as_str(), "warnings": decision.warnings, "audit_id": id, "audit_file": file})
         );
     } else {
         let verdict = if decision.passed { "PASS" } else { "FAIL" };

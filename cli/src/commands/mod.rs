@@ -5,6 +5,7 @@ pub mod config;
 pub mod cr;
 pub mod dlq;
 pub mod gate;
+pub mod github;
 pub mod governance;
 pub mod jira;
 pub mod pki;

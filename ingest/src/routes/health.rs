@@ -17,7 +17,13 @@ pub async fn health() -> HttpResponse {
 pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
     match state.enqueuer.ready().await {
         Ok(store) => {
-            HttpResponse::Ok().json(serde_json::json!({"status": "ready", "store": store}))
+            // Still 200 (events are accepted), but an operator should know the queue is out.
+            let status = if store == "spool" {
+                "degraded"
+            } else {
+                "ready"
+            };
+            HttpResponse::Ok().json(serde_json::json!({"status": status, "store": store}))
         }
         Err(reason) => HttpResponse::ServiceUnavailable().json(serde_json::json!({
             "error": "not ready",

@@ -1,10 +1,12 @@
 //! The HTTP contract (the README's "HTTP contract (ingest)").
 
-mod body;
+pub mod body;
 mod health;
 mod webhooks;
 
 use actix_web::{HttpResponse, web};
+
+pub use body::BodyBudget;
 
 use crate::error::IngestError;
 

@@ -1,6 +1,9 @@
 //! The webhook routes. Order of checks, chosen so that an unauthenticated caller learns nothing
-//! about the payload: content type (415) → body within the cap (413) → signature over the raw bytes
-//! (401) → required headers (400) → JSON (400) → filter (200 ignored) → durable enqueue (202 / 503).
+//! about the payload and costs as little as possible: content type (415) → declared length within
+//! the cap (413) → a signature header present and well-formed (401, before any body byte is read)
+//! → the body within the cap, in time, HMAC computed as it streams (413 / 408 / 503 busy) →
+//! signature over the raw bytes (401) → required headers (400) → JSON (400) → filter (200
+//! ignored) → durable enqueue (202 / 503).
 
 use std::collections::BTreeMap;
 
@@ -8,13 +11,13 @@ use actix_web::http::header::CONTENT_TYPE;
 use actix_web::{HttpRequest, HttpResponse, web};
 use bytes::Bytes;
 use hookbridge_shared::envelope::{DeliveryId, Envelope, Source};
-use hookbridge_shared::signature::Verified;
+use hookbridge_shared::signature::{StreamingCheck, Verified};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
 use super::MAX_BODY_BYTES;
-use super::body::read_capped;
+use super::body::{Body, read_capped};
 use crate::AppState;
 use crate::enqueue::Stored;
 use crate::error::IngestError;
@@ -63,24 +66,77 @@ fn body_encoding(req: &HttpRequest, allow_form: bool) -> Result<BodyEncoding, In
     }
 }
 
-/// Checks the request's signature header `signature` (or, where the route allows it, the
-/// shared-secret header) against the route's secrets.
-fn authenticate(
+/// How a request is being authenticated, decided from its headers before its body is read.
+enum Gate {
+    /// An HMAC over the body, computed as the body streams in.
+    Hmac(StreamingCheck),
+    /// A shared-secret header, already checked (it does not cover the body).
+    SharedSecret,
+    /// `HOOKBRIDGE_ALLOW_UNSIGNED=true` on a route without a secret.
+    Unsigned,
+}
+
+impl Gate {
+    /// Checks what the headers can tell: a route without a secret refuses at once; a missing or
+    /// malformed signature header is refused before a byte of the body is read.
+    fn open(
+        auth: &RouteAuth,
+        variable: &'static str,
+        req: &HttpRequest,
+        signature: &str,
+    ) -> Result<Self, IngestError> {
+        match auth {
+            RouteAuth::Signed(secrets) => Ok(Gate::Hmac(secrets.start(header(req, signature))?)),
+            RouteAuth::SignedOrSharedSecret(secrets) => match header(req, signature) {
+                Some(hmac) => Ok(Gate::Hmac(secrets.start(Some(hmac))?)),
+                None => {
+                    secrets
+                        .verify_shared_secret(header(req, "x-webhook-signature"), Bytes::new())?;
+                    Ok(Gate::SharedSecret)
+                }
+            },
+            RouteAuth::Unsigned => Ok(Gate::Unsigned),
+            RouteAuth::Refuse => Err(IngestError::NoSecretConfigured { variable }),
+        }
+    }
+
+    fn check(&mut self) -> Option<&mut StreamingCheck> {
+        match self {
+            Gate::Hmac(check) => Some(check),
+            Gate::SharedSecret | Gate::Unsigned => None,
+        }
+    }
+
+    /// The body, once its signature matched.
+    fn close(self, body: Bytes) -> Result<Verified, IngestError> {
+        match self {
+            Gate::Hmac(check) => Ok(check.finish(body)?),
+            Gate::SharedSecret | Gate::Unsigned => Ok(Verified::unsigned(body)),
+        }
+    }
+}
+
+/// The route's authentication, then the body: headers checked first, the body streamed through
+/// the HMAC. The second value holds the body's share of the memory budget until dropped.
+async fn read_signed(
+    req: &HttpRequest,
+    payload: web::Payload,
+    state: &AppState,
     auth: &RouteAuth,
     variable: &'static str,
-    req: &HttpRequest,
     signature: &str,
-    body: Bytes,
-) -> Result<Verified, IngestError> {
-    match auth {
-        RouteAuth::Signed(secrets) => Ok(secrets.verify(header(req, signature), body)?),
-        RouteAuth::SignedOrSharedSecret(secrets) => match header(req, signature) {
-            Some(hmac) => Ok(secrets.verify(Some(hmac), body)?),
-            None => Ok(secrets.verify_shared_secret(header(req, "x-webhook-signature"), body)?),
-        },
-        RouteAuth::Unsigned => Ok(Verified::unsigned(body)),
-        RouteAuth::Refuse => Err(IngestError::NoSecretConfigured { variable }),
-    }
+) -> Result<(Verified, Body), IngestError> {
+    let mut gate = Gate::open(auth, variable, req, signature)?;
+    let body = read_capped(
+        req,
+        payload,
+        MAX_BODY_BYTES,
+        gate.check(),
+        &state.body_budget,
+    )
+    .await?;
+    let verified = gate.close(body.bytes.clone())?;
+    Ok((verified, body))
 }
 
 fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
@@ -153,14 +209,15 @@ pub async fn github(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, IngestError> {
     let encoding = body_encoding(&req, true)?;
-    let body = read_capped(&req, payload, MAX_BODY_BYTES).await?;
-    let verified = authenticate(
+    let (verified, _held) = read_signed(
+        &req,
+        payload,
+        &state,
         &state.settings.github,
         "GITHUB_WEBHOOK_SECRET",
-        &req,
         "x-hub-signature-256",
-        body,
-    )?;
+    )
+    .await?;
     let event = required_header(&req, "x-github-event")?.to_owned();
     let delivery = DeliveryId::parse(required_header(&req, "x-github-delivery")?)
         .map_err(|e| IngestError::BadRequest(format!("X-GitHub-Delivery: {e}")))?;
@@ -197,14 +254,15 @@ pub async fn jira(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, IngestError> {
     let encoding = body_encoding(&req, false)?;
-    let body = read_capped(&req, payload, MAX_BODY_BYTES).await?;
-    let verified = authenticate(
+    let (verified, _held) = read_signed(
+        &req,
+        payload,
+        &state,
         &state.settings.jira,
         "JIRA_WEBHOOK_SECRET",
-        &req,
         "x-hub-signature",
-        body,
-    )?;
+    )
+    .await?;
     // Jira's identifier is stable across its retries; without one, the body's hash is, too.
     let delivery = match header(&req, "x-atlassian-webhook-identifier") {
         Some(id) => DeliveryId::parse(id)

@@ -151,6 +151,16 @@ impl Queue {
         dispatch!(self, q => q.max_message_bytes())
     }
 
+    /// How many bytes `body` takes as a message of this backend — what
+    /// [`Queue::max_message_bytes`] limits (SQS escapes some characters, so it can be more than
+    /// `body.len()`).
+    ///
+    /// # Errors
+    /// [`QueueError::Rejected`] for a body the backend could never take.
+    pub fn encoded_len(&self, body: &[u8]) -> Result<usize, QueueError> {
+        dispatch!(self, q => q.encoded_len(body))
+    }
+
     /// How many write calls the backend has made so far (embedded: group commits; SQS:
     /// `SendMessage`/`SendMessageBatch` requests). Divided by the events sent, it shows how well
     /// concurrent sends are grouped.

@@ -331,6 +331,11 @@ impl JiraFake {
         self.config().token.clone()
     }
 
+    /// From now on only `token` is accepted (an administrator revoked or rotated the old one).
+    pub fn set_token(&self, token: &str) {
+        self.config().token = token.to_owned();
+    }
+
     fn config(&self) -> std::sync::MutexGuard<'_, FakeConfig> {
         self.shared.config.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -638,6 +643,18 @@ fn route(
             };
             search(data, config, &request)
         }
+        // The user the credentials belong to (GET /rest/api/3/myself, Jira Cloud REST v3).
+        ("GET", ["myself"]) => json_answer(
+            StatusCode::OK,
+            json!({
+                "accountId": "5b10ac8d82e05b22cc7d4ef5",
+                "accountType": "atlassian",
+                "emailAddress": config.email,
+                "displayName": "hookbridge bot",
+                "active": true,
+                "timeZone": "UTC",
+            }),
+        ),
         ("GET", ["field"]) => json_answer(StatusCode::OK, Value::Array(site_fields(config))),
         ("GET", ["project"]) => json_answer(
             StatusCode::OK,

@@ -8,7 +8,7 @@ use hookbridge_shared::envelope::Source;
 use hookbridge_tests::ingest::{PATIENCE, TestIngest, embedded_queue_contents};
 use hookbridge_tests::process::Proc;
 
-const SECRET: &str = "cli-s3cret-0b7d";
+const SECRET: &str = "cli-s3cret-0b7d-4a1e";
 
 /// Runs `hookbridge ARGS` to completion with `env`; returns its status and output lines.
 fn hookbridge(args: &[&str], env: &[(&str, String)]) -> (ExitStatus, Vec<String>) {
@@ -20,7 +20,10 @@ fn hookbridge(args: &[&str], env: &[(&str, String)]) -> (ExitStatus, Vec<String>
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn send_test_event_is_accepted_by_a_running_ingest() {
     let ingest = TestIngest::ingest()
-        .env("GITHUB_WEBHOOK_SECRET", format!("{SECRET},older-secret"))
+        .env(
+            "GITHUB_WEBHOOK_SECRET",
+            format!("{SECRET},older-s3cret-9c2f"),
+        )
         .start();
     let url = ingest.url.clone();
     let (status, output) = tokio::task::spawn_blocking(move || {
@@ -64,7 +67,7 @@ async fn send_test_event_is_accepted_by_a_running_ingest() {
     let (status, output) = tokio::task::spawn_blocking(move || {
         hookbridge(
             &["send-test-event", "--url", &url],
-            &[("GITHUB_WEBHOOK_SECRET", "not-the-secret".to_owned())],
+            &[("GITHUB_WEBHOOK_SECRET", "not-the-s3cret-at-all".to_owned())],
         )
     })
     .await
@@ -354,7 +357,7 @@ async fn jira_projects_and_fields_show_what_the_site_has() {
 /// works — the CR is shown approved, its Slack alert is in the audit trail, the trail verifies.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cr_demo_script_shows_a_cr_end_to_end() {
-    let secret = "demo-s3cret";
+    let secret = "demo-s3cret-8d3b5f";
     let run = TestIngest::run_mode()
         .env("JIRA_WEBHOOK_SECRET", secret)
         .start();

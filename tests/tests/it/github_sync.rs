@@ -17,11 +17,12 @@ use hookbridge_worker::handler::Outcome;
 use hookbridge_worker::jira::JiraClient;
 use hookbridge_worker::jira::ops::JiraOps;
 use hookbridge_worker::router::Router;
-use hookbridge_worker::store::Store;
+use hookbridge_worker::store::{LockGuard, LockName, Store};
 
 struct Setup {
     fake: JiraFake,
     pipeline: Arc<Router>,
+    store: Store,
     _dir: tempfile::TempDir,
 }
 
@@ -42,29 +43,45 @@ fn routing(issue_type: &str) -> Routing {
     }
 }
 
+fn sync_config() -> SyncConfig {
+    SyncConfig {
+        ignore_logins: vec!["hookbridge-bot".to_owned()],
+        search_lag: Duration::from_millis(300),
+        ..SyncConfig::default()
+    }
+}
+
 async fn setup(config: FakeConfig, issue_type: &str) -> Setup {
+    setup_with(config, issue_type, sync_config(), Duration::from_secs(30)).await
+}
+
+/// [`setup`] with another sync configuration and Jira request timeout.
+async fn setup_with(
+    config: FakeConfig,
+    issue_type: &str,
+    sync: SyncConfig,
+    request_timeout: Duration,
+) -> Setup {
     let fake = JiraFake::start(config).await;
     let store = redis_store().await;
     let dir = tempfile::tempdir().expect("temp dir");
     let client =
-        JiraClient::with_store(&fake.settings(100.0), Some(store.clone())).expect("client");
+        JiraClient::with_timeout(&fake.settings(100.0), Some(store.clone()), request_timeout)
+            .expect("client");
     let audit = AuditLog::open(&dir.path().join("audit"), "test", None);
     let mut parts = Parts::new(
-        store,
+        store.clone(),
         JiraOps::live(client, audit.clone()),
         audit,
         dir.path(),
     );
     parts.routing = routing(issue_type);
-    parts.sync = SyncConfig {
-        ignore_logins: vec!["hookbridge-bot".to_owned()],
-        search_lag: Duration::from_millis(300),
-        ..SyncConfig::default()
-    };
+    parts.sync = sync;
     let (pipeline, _) = router(parts);
     Setup {
         fake,
         pipeline: Arc::new(pipeline),
+        store,
         _dir: dir,
     }
 }
@@ -81,7 +98,7 @@ async fn deliver(pipeline: &Router, body: &[u8]) -> Outcome {
     let mut outcome = pipeline.handle_body(body).await;
     for _ in 0..10 {
         match &outcome {
-            Outcome::Retry { after, .. } => {
+            Outcome::Retry { after, .. } | Outcome::Busy { after, .. } => {
                 tokio::time::sleep((*after).min(Duration::from_secs(2))).await;
                 outcome = pipeline.handle_body(body).await;
             }
@@ -377,4 +394,179 @@ async fn dry_run_writes_the_exact_request_to_the_audit_trail() {
             .as_str()
             .is_some_and(|p| p.ends_with("/remotelink"))
     }));
+}
+
+/// The comment that stands in for a close the workflow has no transition for is posted once, even
+/// when the first attempt's answer was lost and the delivery is retried.
+#[tokio::test]
+async fn a_retried_close_without_a_transition_comments_once() {
+    let s = setup_with(
+        FakeConfig::default(),
+        "Task",
+        sync_config(),
+        Duration::from_millis(500),
+    )
+    .await;
+    let issue = GithubIssue::new("octo/api", 60);
+    deliver_issue_event(&s.pipeline, &issue, "opened").await;
+    deliver_issue_event(&s.pipeline, &issue, "closed").await;
+    let key = s.fake.issues()[0].key.clone();
+    assert_eq!(s.fake.issues()[0].status, "Done");
+    // Closed again (GitHub sends it; Jira's "Done" offers no "Done"): the fallback comment is
+    // made, but its answer does not come back in time.
+    s.fake.stall_next(
+        reqwest::Method::POST,
+        &format!("/rest/api/3/issue/{key}/comment"),
+        Duration::from_secs(2),
+    );
+    let closed = envelope("issues", &delivery_id(), &issue.event("closed"));
+    let first = s.pipeline.handle_body(&closed).await;
+    assert!(matches!(first, Outcome::Retry { .. }), "{first:?}");
+    assert_eq!(deliver(&s.pipeline, &closed).await, Outcome::Done);
+    let comments = s.fake.issue(&key).expect("issue").comments;
+    assert_eq!(comments.len(), 1, "{comments:#?}");
+    assert!(comments[0].to_string().contains("was closed by"));
+}
+
+/// Recovering a comment whose first post had an unknown outcome looks for that comment's own
+/// marker: another comment quoting its GitHub URL does not count as "already posted".
+#[tokio::test]
+async fn a_quoted_comment_url_is_not_taken_for_the_comment() {
+    let s = setup(FakeConfig::default(), "Task").await;
+    let issue = GithubIssue::new("octo/api", 61);
+    deliver_issue_event(&s.pipeline, &issue, "opened").await;
+    let key = s.fake.issues()[0].key.clone();
+    // The first post is answered 500: the worker cannot tell whether it was made.
+    s.fake.fail_next(
+        reqwest::Method::POST,
+        &format!("/rest/api/3/issue/{key}/comment"),
+        500,
+        None,
+        1,
+    );
+    let original = envelope(
+        "issue_comment",
+        &delivery_id(),
+        &issue.comment(901, "alice", "the original words"),
+    );
+    let first = s.pipeline.handle_body(&original).await;
+    assert!(matches!(first, Outcome::Retry { .. }), "{first:?}");
+    // Meanwhile someone quotes that comment's URL in another comment, which is synced.
+    let quoting = envelope(
+        "issue_comment",
+        &delivery_id(),
+        &issue.comment(
+            902,
+            "bob",
+            &format!("As {}#issuecomment-901 says.", issue.html_url()),
+        ),
+    );
+    assert_eq!(deliver(&s.pipeline, &quoting).await, Outcome::Done);
+    assert_eq!(deliver(&s.pipeline, &original).await, Outcome::Done);
+    let comments: Vec<String> = s
+        .fake
+        .issue(&key)
+        .expect("issue")
+        .comments
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(comments.len(), 2, "{comments:#?}");
+    assert_eq!(
+        comments
+            .iter()
+            .filter(|c| c.contains("the original words"))
+            .count(),
+        1,
+        "{comments:#?}"
+    );
+}
+
+/// A worker whose per-issue lock is taken over while it waits for its rate-limiter slot stops:
+/// the successor posts the comment, and the first worker, when its slot comes, posts nothing.
+#[tokio::test]
+async fn a_worker_that_lost_its_issue_lock_stops_before_posting() {
+    let s = setup_with(
+        FakeConfig::default(),
+        "Task",
+        SyncConfig {
+            lock_ttl: Duration::from_millis(1500),
+            ..sync_config()
+        },
+        Duration::from_secs(30),
+    )
+    .await;
+    let issue = GithubIssue::new("octo/api", 80);
+    deliver_issue_event(&s.pipeline, &issue, "opened").await;
+    let key = s.fake.issues()[0].key.clone();
+    // A's post is throttled: it waits 3 s for its next slot, holding the lock meanwhile.
+    s.fake.fail_next(
+        reqwest::Method::POST,
+        &format!("/rest/api/3/issue/{key}/comment"),
+        429,
+        Some(3),
+        1,
+    );
+    let comment = issue.comment(801, "alice", "only once, please");
+    let first = {
+        let pipeline = s.pipeline.clone();
+        let body = envelope("issue_comment", &delivery_id(), &comment);
+        tokio::spawn(async move { pipeline.handle_body(&body).await })
+    };
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    // A's lock is lost — as when the store did not take its extensions for a whole TTL — and
+    // taken over: B, the same comment delivered again, gets the lock.
+    let name = LockName::github_issue(&IssueIdentity::new("octo/api", 80));
+    for token in 1..=100 {
+        let guard = LockGuard {
+            key: name.as_str().to_owned(),
+            token,
+        };
+        s.store.unlock(&guard).await.expect("store");
+    }
+    let again = envelope("issue_comment", &delivery_id(), &comment);
+    assert_eq!(deliver(&s.pipeline, &again).await, Outcome::Done);
+    let first = first.await.expect("task");
+    assert!(matches!(first, Outcome::Retry { .. }), "{first:?}");
+    let comments = s.fake.issue(&key).expect("issue").comments;
+    assert_eq!(comments.len(), 1, "{comments:#?}");
+}
+
+/// A create that waited for its rate-limiter slot (Jira throttled it) and whose answer was then
+/// lost: the next attempt waits out the search lag from when the request was really sent, finds
+/// the issue by its marker, and creates nothing more.
+#[tokio::test]
+async fn the_search_lag_counts_from_when_the_create_was_sent() {
+    let lag = Duration::from_millis(1500);
+    let s = setup_with(
+        FakeConfig {
+            search_lag: lag,
+            ..FakeConfig::default()
+        },
+        "Task",
+        SyncConfig {
+            search_lag: lag,
+            ..sync_config()
+        },
+        Duration::from_millis(500),
+    )
+    .await;
+    let issue = GithubIssue::new("octo/api", 70);
+    let body = envelope("issues", &delivery_id(), &issue.event("opened"));
+    // Throttled first (2 s before the next slot), then made, but the answer is lost.
+    s.fake
+        .fail_next(reqwest::Method::POST, "/rest/api/3/issue", 429, Some(2), 1);
+    s.fake.stall_next(
+        reqwest::Method::POST,
+        "/rest/api/3/issue",
+        Duration::from_secs(3),
+    );
+    let first = s.pipeline.handle_body(&body).await;
+    assert!(matches!(first, Outcome::Retry { .. }), "{first:?}");
+    assert_eq!(s.fake.count_issues(), 1);
+    // Redelivered at once (after a crash, say): more than the lag has passed since the intent
+    // was first recorded, but not since the create was sent.
+    assert_eq!(deliver(&s.pipeline, &body).await, Outcome::Done);
+    let issues = s.fake.issues();
+    assert_eq!(issues.len(), 1, "{issues:#?}");
 }

@@ -17,7 +17,7 @@ use hookbridge_tests::process::Proc;
 use hookbridge_tests::slack_fake::{SlackConfig, SlackFake, wait_until};
 use serde_json::{Value, json};
 
-const SECRET: &str = "jira-gov-s3cret";
+const SECRET: &str = "jira-gov-s3cret-2e7a";
 const GITHUB_SECRET: &str = "github-gov-s3cret";
 
 fn approver() -> JiraUser {

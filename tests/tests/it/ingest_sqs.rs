@@ -303,3 +303,262 @@ fn a_missing_sqs_queue_stops_the_ingest_at_start() {
     assert!(printed.contains(&missing), "names the queue: {printed}");
     assert!(!printed.contains(SECRET));
 }
+
+fn start_via(queue_url: &str, endpoint: &str) -> TestIngest {
+    TestIngest::ingest()
+        .env("GITHUB_WEBHOOK_SECRET", SECRET)
+        .env("SQS_QUEUE_URL", queue_url)
+        .env("AWS_ENDPOINT_URL", endpoint)
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .start()
+}
+
+/// SQS hangs (connections open, nothing answered — a brown-out, not a refusal) while deliveries
+/// arrive: each is answered 202 from the spool well inside GitHub's 10 s, `/ready` says degraded
+/// at once instead of hanging, and when SQS answers again every spooled event reaches it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_sqs_brown_out_is_ridden_out_on_the_spool() {
+    let client = sqs().await;
+    let queue_url = create_queue(&client, &unique("brownout")).await;
+    let upstream = endpoint()
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned();
+    let proxy = hookbridge_tests::proxy::FreezingProxy::start(&upstream).await;
+    let ingest = start_via(&queue_url, proxy.url());
+    let before = opened(1);
+    let (status, _, body) = post(&ingest, &before).await;
+    assert_eq!(status, 202, "{body}");
+    assert!(body.get("spooled").is_none(), "{body}");
+
+    proxy.freeze();
+    let mut during = Vec::new();
+    for n in 2..=6 {
+        let delivery = opened(n);
+        let started = Instant::now();
+        let (status, _, body) = post(&ingest, &delivery).await;
+        let took = started.elapsed();
+        assert_eq!(status, 202, "{body}");
+        assert_eq!(body["spooled"], true, "{body}");
+        assert!(
+            took < Duration::from_secs(5),
+            "answered after {took:?}: GitHub gives up at 10 s"
+        );
+        during.push(delivery.id.clone());
+    }
+    let started = Instant::now();
+    let ready = http().get(ingest.at("/ready")).send().await.expect("ready");
+    assert!(started.elapsed() < Duration::from_secs(4), "/ready hung");
+    assert_eq!(ready.status(), 200);
+    let ready: Value = ready.json().await.expect("JSON");
+    assert_eq!(ready["status"], "degraded", "{ready}");
+    assert_eq!(ready["store"], "spool", "{ready}");
+
+    proxy.thaw();
+    let envelopes = receive(&client, &queue_url, 6).await;
+    for id in std::iter::once(&before.id).chain(&during) {
+        assert!(
+            envelopes.iter().any(|e| e.delivery.as_str() == id),
+            "{id} never reached SQS:\n{}",
+            ingest.printed()
+        );
+    }
+}
+
+/// An event whose envelope fits SQS's limit as bytes but not once SQS's escaping is applied
+/// (characters U+FFFF become `\uffff`): decided on the escaped size, so it is claim-checked and
+/// sent, not spooled to be refused forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_claim_check_is_decided_on_the_size_sqs_counts() {
+    let client = sqs().await;
+    let queue_url = sqs::create_queue_with_dlq(
+        &client,
+        &unique("escaped"),
+        5,
+        &[(QueueAttributeName::MaximumMessageSize, "1024")],
+    )
+    .await
+    .queue_url;
+    let ingest = start(&queue_url, true);
+    let title: String = std::iter::repeat_n('\u{ffff}', 150).collect();
+    let payload = serde_json::json!({
+        "action": "opened",
+        "issue": {"number": 1, "title": title},
+        "repository": {"full_name": "octo-org/api"},
+    });
+    let raw = serde_json::to_vec(&payload).expect("JSON");
+    assert!(raw.len() < 700, "the raw payload fits: {}", raw.len());
+    let delivery = Delivery::github_raw("issues", raw).signed(SECRET);
+    let (status, _, body) = post(&ingest, &delivery).await;
+    assert_eq!(status, 202, "{body}");
+    assert!(
+        body.get("spooled").is_none(),
+        "sent to SQS, not parked: {body}"
+    );
+    let envelopes = receive(&client, &queue_url, 1).await;
+    let envelope = envelopes
+        .iter()
+        .find(|e| e.delivery.as_str() == delivery.id)
+        .expect("the event in SQS");
+    assert!(
+        envelope.payload_claim.is_some(),
+        "claim-checked: {envelope:?}"
+    );
+}
+
+/// A spooled event SQS refuses for good when it is back (its message limit was lowered in the
+/// meantime) is set aside in the spool's dead-letter table and counted, not offered forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spooled_event_sqs_refuses_for_good_is_set_aside() {
+    let client = sqs().await;
+    let name = unique("refused");
+    let queue_url = create_queue(&client, &name).await;
+    let ingest = start(&queue_url, true);
+    client
+        .delete_queue()
+        .queue_url(&queue_url)
+        .send()
+        .await
+        .expect("delete the queue");
+    let payload = opened_payload_of_size(&GithubIssue::new("octo-org/api", 1), 4096);
+    let delivery = Delivery::github_raw("issues", payload).signed(SECRET);
+    let (status, _, body) = post(&ingest, &delivery).await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["spooled"], true, "{body}");
+    // Back, but now taking only 1 KiB messages: the spooled event can never be sent.
+    let again = sqs::create_queue_with_dlq(
+        &client,
+        &name,
+        5,
+        &[(QueueAttributeName::MaximumMessageSize, "1024")],
+    )
+    .await
+    .queue_url;
+    assert_eq!(again, queue_url);
+    let spool = EmbeddedQueue::open(EmbeddedOptions::in_dir(ingest.dir.path(), "spool.db"))
+        .expect("open the spool");
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let set_aside = spool.dead_letters(10).await.expect("spool dead letters");
+        if set_aside.len() == 1 && spool.depth().await.expect("depth") == 0 {
+            assert!(
+                set_aside[0]
+                    .last_error
+                    .as_deref()
+                    .is_some_and(|e| !e.is_empty()),
+                "{set_aside:?}"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the refused event was never set aside:\n{}",
+            ingest.printed()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        metrics(&ingest)
+            .await
+            .contains("hookbridge_spool_dead_letters_total 1")
+    );
+}
+
+/// Claims are collected by age: one older than any queue keeps a message goes (at the ingest's
+/// start, then hourly); a recent one stays; a file that is not a claim is left alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn old_claims_are_collected() {
+    let client = sqs().await;
+    let queue_url = create_queue(&client, &unique("claims-age")).await;
+    let claims = tempfile::tempdir().expect("claims dir");
+    let old = claims.path().join(format!("{}.json", "a".repeat(64)));
+    let recent = claims.path().join(format!("{}.json", "b".repeat(64)));
+    let stranger = claims.path().join("notes.txt");
+    for path in [&old, &recent, &stranger] {
+        std::fs::write(path, b"{}").expect("write");
+    }
+    let twenty_days_ago = std::time::SystemTime::now() - Duration::from_secs(20 * 24 * 3600);
+    for path in [&old, &stranger] {
+        std::fs::File::options()
+            .append(true)
+            .open(path)
+            .and_then(|f| f.set_modified(twenty_days_ago))
+            .expect("age the file");
+    }
+    let ingest = TestIngest::ingest()
+        .env("GITHUB_WEBHOOK_SECRET", SECRET)
+        .env("SQS_QUEUE_URL", &queue_url)
+        .env("AWS_ENDPOINT_URL", endpoint())
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("HOOKBRIDGE_CLAIM_DIR", claims.path().display().to_string())
+        .start();
+    let deadline = Instant::now() + PATIENCE;
+    while old.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the old claim was not collected:\n{}",
+            ingest.printed()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(recent.exists(), "a recent claim is kept");
+    assert!(stranger.exists(), "only claims are collected");
+}
+
+/// The spool is bounded (`HOOKBRIDGE_SPOOL_MAX_MB`): while SQS is gone, events are spooled until
+/// the file reaches the cap, and only then answered 503 (GitHub must be told to redeliver).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_spool_answers_503() {
+    let client = sqs().await;
+    let queue_url = create_queue(&client, &unique("spool-cap")).await;
+    let ingest = TestIngest::ingest()
+        .env("GITHUB_WEBHOOK_SECRET", SECRET)
+        .env("SQS_QUEUE_URL", &queue_url)
+        .env("AWS_ENDPOINT_URL", endpoint())
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("HOOKBRIDGE_SPOOL_MAX_MB", "1")
+        .start();
+    client
+        .delete_queue()
+        .queue_url(&queue_url)
+        .send()
+        .await
+        .expect("delete the queue");
+    let mut spooled = 0;
+    let mut refused = None;
+    for n in 1..=12 {
+        let payload = opened_payload_of_size(&GithubIssue::new("octo-org/api", n), 200 * 1024);
+        let delivery = Delivery::github_raw("issues", payload).signed(SECRET);
+        let (status, retry_after, body) = post(&ingest, &delivery).await;
+        match status {
+            202 => {
+                assert_eq!(body["spooled"], true, "{body}");
+                spooled += 1;
+            }
+            503 => {
+                assert!(retry_after.is_some(), "Retry-After on 503");
+                assert!(
+                    body["detail"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .contains("spool is full"),
+                    "{body}"
+                );
+                refused = Some(n);
+                break;
+            }
+            other => panic!("{other}: {body}"),
+        }
+    }
+    assert!(
+        spooled >= 3,
+        "events were spooled before the cap: {spooled}"
+    );
+    assert!(refused.is_some(), "the cap was never reached");
+}

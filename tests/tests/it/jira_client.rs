@@ -131,12 +131,14 @@ async fn a_plain_string_description_is_refused_permanently_with_jiras_text() {
 }
 
 #[tokio::test]
-async fn a_wrong_token_is_a_permanent_401_and_never_shown() {
+async fn a_wrong_token_is_a_401_for_every_request_and_never_shown() {
     let fake = JiraFake::start(FakeConfig::default()).await;
     let client = client_for(&fake, "wrong-s3cret", 50.0);
     let err = client.projects().await.expect_err("401");
     assert_eq!(err.status(), Some(401));
-    assert!(!err.is_transient());
+    // Not this request's failure but every request's: Jira is marked down, work waits for it.
+    assert!(err.is_systemic(), "{err}");
+    assert!(!client.health().is_up());
     assert!(!err.to_string().contains("wrong-s3cret"));
     assert!(!format!("{err:?}").contains("wrong-s3cret"));
     assert!(!format!("{client:?}").contains("wrong-s3cret"));

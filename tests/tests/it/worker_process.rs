@@ -180,6 +180,62 @@ async fn two_worker_processes_on_one_queue_make_no_duplicates() {
     }
 }
 
+/// SIGTERM to a worker in the middle of a burst: it stops taking messages, finishes or gives back
+/// what it holds, exits 0; a new worker finishes the rest; every event reaches Jira exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_to_a_busy_worker_loses_nothing() {
+    let fake = JiraFake::start(FakeConfig {
+        latency: Duration::from_millis(150),
+        ..FakeConfig::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let q = queue(dir.path());
+    let total = 40;
+    for n in 1..=total {
+        let issue = GithubIssue::new("octo/busy", n);
+        send(
+            &q,
+            envelope("issues", &delivery_id(), &issue.event("opened")),
+        )
+        .await;
+    }
+    let env = worker_env(&fake, dir.path(), &[("WORKER_CONCURRENCY", "8")]);
+    let mut busy = Proc::spawn("hookbridge-worker", &[], &env);
+    eventually("the worker to be busy", || async {
+        fake.count_issues() >= 3
+    })
+    .await;
+    busy.terminate();
+    let status = busy.wait_exit(PATIENCE);
+    assert!(
+        status.success(),
+        "SIGTERM must drain and exit 0, got {status}"
+    );
+    let done_by_first = fake.count_issues();
+    assert!(
+        done_by_first < total as usize,
+        "the burst was over before the signal ({done_by_first} issues): the test proves nothing"
+    );
+    let mut rest = Proc::spawn("hookbridge-worker", &[], &env);
+    eventually("the queue to drain", || async {
+        q.depth().await.unwrap_or(1) == 0
+    })
+    .await;
+    assert_eq!(fake.count_issues(), total as usize, "lost or doubled");
+    let mut keys: Vec<String> = fake.issues().iter().map(|i| i.summary.clone()).collect();
+    keys.sort();
+    keys.dedup();
+    assert_eq!(
+        keys.len(),
+        total as usize,
+        "one Jira issue per GitHub issue"
+    );
+    assert!(q.dead_letters(10).await.expect("dlq").is_empty());
+    rest.terminate();
+    assert!(rest.wait_exit(PATIENCE).success());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_permanent_jira_error_goes_to_the_dead_letter_store_with_the_reason() {
     let fake = JiraFake::start(FakeConfig::default()).await;
@@ -345,6 +401,16 @@ async fn the_worker_consumes_sqs_and_redeliveries_make_one_issue() {
     let mut env = worker_env(&fake, dir.path(), &[]);
     env.push(("SQS_QUEUE_URL", queue_url.clone()));
     env.push(("AWS_ENDPOINT_URL", endpoint.clone()));
+    // A worker on SQS refuses to start without a dead-letter queue (README, "Configuration").
+    let dlq_url = sqs
+        .create_queue()
+        .queue_name(format!("worker-dlq-{}", uuid::Uuid::new_v4().simple()))
+        .send()
+        .await
+        .expect("create the DLQ")
+        .queue_url
+        .expect("url");
+    env.push(("SQS_DLQ_URL", dlq_url));
     let mut worker = Proc::spawn("hookbridge-worker", &[], &env);
     eventually("the issue to be created and linked", || async {
         fake.issues()
@@ -368,6 +434,110 @@ async fn the_worker_consumes_sqs_and_redeliveries_make_one_issue() {
     })
     .await;
     assert_eq!(fake.count_issues(), 1);
+    worker.terminate();
+    assert!(worker.wait_exit(PATIENCE).success());
+}
+
+/// A burst of comments on one issue whose lock stays busy longer than a worker waits for it:
+/// waiting for the lock is not a failed attempt, so with `HOOKBRIDGE_MAX_RECEIVE_COUNT=1` (every
+/// failed attempt dead-letters) every comment still reaches Jira exactly once and nothing is
+/// dead-lettered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_on_one_busy_issue_waits_its_turn_without_dead_letters() {
+    use hookbridge_worker::events::github::IssueIdentity;
+    use hookbridge_worker::store::{LockName, Store};
+
+    let fake = JiraFake::start(FakeConfig {
+        latency: Duration::from_millis(20),
+        ..FakeConfig::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let q = queue(dir.path());
+    let issue = GithubIssue::new("octo/burst", 1);
+    send(
+        &q,
+        envelope("issues", &delivery_id(), &issue.event("opened")),
+    )
+    .await;
+    let env = worker_env(
+        &fake,
+        dir.path(),
+        &[
+            ("HOOKBRIDGE_MAX_RECEIVE_COUNT", "1"),
+            ("WORKER_CONCURRENCY", "32"),
+        ],
+    );
+    let mut worker = Proc::spawn("hookbridge-worker", &[], &env);
+    eventually("the Jira issue", || async {
+        fake.count_issues() == 1 && q.depth().await.unwrap_or(1) == 0
+    })
+    .await;
+    // Another worker (the test) holds the issue's lock for longer than the worker waits for it
+    // (15 s): every comment of the burst finds it busy at least once.
+    let prefix = env
+        .iter()
+        .find(|(k, _)| *k == "HOOKBRIDGE_REDIS_PREFIX")
+        .map(|(_, v)| v.clone())
+        .expect("prefix");
+    let redis = std::env::var("HOOKBRIDGE_TEST_REDIS_URL").expect("redis");
+    let store = Store::connect_redis(&redis, &prefix)
+        .await
+        .expect("test Redis");
+    let name = LockName::github_issue(&IssueIdentity::new("octo/burst", 1));
+    let ttl = Duration::from_secs(3);
+    let guard = store
+        .try_lock(&name, ttl)
+        .await
+        .expect("store")
+        .expect("the lock is free");
+    let keeper = {
+        let store = store.clone();
+        let guard = guard.clone();
+        tokio::spawn(async move {
+            let until = Instant::now() + Duration::from_secs(17);
+            while Instant::now() < until {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                assert!(store.extend_lock(&guard, ttl).await.expect("store"));
+            }
+            store.unlock(&guard).await.expect("store");
+        })
+    };
+    let total = 30u64;
+    for id in 1..=total {
+        send(
+            &q,
+            envelope(
+                "issue_comment",
+                &delivery_id(),
+                &issue.comment(id, "dev", &format!("comment number {id}")),
+            ),
+        )
+        .await;
+    }
+    keeper.await.expect("keeper");
+    eventually("the queue to drain", || async {
+        q.depth().await.unwrap_or(1) == 0
+    })
+    .await;
+    assert!(
+        q.dead_letters(10).await.expect("dlq").is_empty(),
+        "waiting for the lock dead-lettered messages"
+    );
+    let comments: Vec<String> = fake.issues()[0]
+        .comments
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(comments.len(), total as usize, "{comments:#?}");
+    for id in 1..=total {
+        let needle = format!("comment number {id}\"");
+        assert_eq!(
+            comments.iter().filter(|c| c.contains(&needle)).count(),
+            1,
+            "comment {id}"
+        );
+    }
     worker.terminate();
     assert!(worker.wait_exit(PATIENCE).success());
 }

@@ -247,6 +247,20 @@ impl Dispatcher {
         state.attempts += 1;
         tracing::warn!(error = %error, alerts = batch.len(), attempts = state.attempts, "Slack alert not sent");
         self.audit_retry(batch, &error, state.attempts).await;
+        let next = self.after_failure(batch, error, state).await?;
+        if matches!(next, Sent::Again) {
+            pipeline::slack_alerts("retry", batch.len());
+        }
+        Ok(next)
+    }
+
+    /// What a failed send leads to: the same batch again (later, or one by one), or giving up.
+    async fn after_failure(
+        &self,
+        batch: &[Alert],
+        error: SendError,
+        state: &mut DispatchState,
+    ) -> Result<Sent, StoreError> {
         match error {
             SendError::Refused { status, body } if batch.len() > 1 => {
                 tracing::warn!(status, %body, "Slack refused a batch; sending its alerts one by one");
@@ -306,7 +320,6 @@ impl Dispatcher {
     }
 
     async fn audit_retry(&self, batch: &[Alert], error: &SendError, attempts: u32) {
-        pipeline::slack_alerts("retry", batch.len());
         for alert in batch {
             let entry = Entry::new("slack.alert.retry", &alert.subject)
                 .outcome("retry")

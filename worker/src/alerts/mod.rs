@@ -41,6 +41,8 @@ pub enum AlertKind {
     /// Recorded token usage reached the CR's budget.
     BudgetExhausted,
     DeadLettered,
+    /// Jira refuses the worker's credentials or cannot be reached: the worker paused.
+    JiraUnavailable,
 }
 
 impl AlertKind {
@@ -52,6 +54,7 @@ impl AlertKind {
             AlertKind::BudgetWarning => "budget_warning",
             AlertKind::BudgetExhausted => "budget_exhausted",
             AlertKind::DeadLettered => "dead_lettered",
+            AlertKind::JiraUnavailable => "jira_unavailable",
         }
     }
 }

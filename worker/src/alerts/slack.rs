@@ -141,6 +141,9 @@ fn headline(alert: &Alert) -> String {
         AlertKind::BudgetWarning => "token budget 80 % used".into(),
         AlertKind::BudgetExhausted => "token budget used up".into(),
         AlertKind::DeadLettered => "message dead-lettered".into(),
+        AlertKind::JiraUnavailable => {
+            "unavailable: the worker paused, events stay queued until Jira answers again".into()
+        }
     }
 }
 
@@ -150,7 +153,7 @@ fn icon(kind: AlertKind) -> &'static str {
         AlertKind::CrRejected => ":no_entry:",
         AlertKind::CrRevoked | AlertKind::BudgetExhausted => ":warning:",
         AlertKind::BudgetWarning => ":hourglass_flowing_sand:",
-        AlertKind::DeadLettered => ":rotating_light:",
+        AlertKind::DeadLettered | AlertKind::JiraUnavailable => ":rotating_light:",
     }
 }
 

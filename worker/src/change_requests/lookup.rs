@@ -58,7 +58,9 @@ pub enum LookupError {
 impl From<Failure> for LookupError {
     fn from(failure: Failure) -> Self {
         match failure {
-            Failure::Retry { reason, .. } | Failure::Fail(reason) => LookupError::Write(reason),
+            Failure::Retry { reason, .. }
+            | Failure::Fail(reason)
+            | Failure::Wait { reason, .. } => LookupError::Write(reason),
         }
     }
 }

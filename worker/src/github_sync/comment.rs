@@ -1,9 +1,13 @@
 //! A GitHub comment mirrored to its Jira issue once: a done record per comment, and an intent
 //! before posting so that a crash between "posted" and "recorded" is reconciled by looking for the
-//! GitHub comment URL among the Jira issue's comments (a consistent read, unlike search).
+//! comment's marker among the Jira issue's comments (a consistent read, unlike search). The marker
+//! is a paragraph of its own at the end of the bridge's comment, matched exactly: another comment
+//! that quotes the GitHub comment's URL (or even the marker, inside its own text) is not taken for
+//! it.
 
 use chrono::Utc;
 
+use super::text::{comment_marker, has_marker, with_marker};
 use super::{CommentRecord, GithubSync, Intent};
 use crate::events::github::{IssueEvent, IssueIdentity};
 use crate::handler::Failure;
@@ -35,21 +39,27 @@ impl GithubSync {
             jira: jira_key.to_owned(),
         };
         let intent_key = CommentIntent(identity, comment.id);
+        let marker = comment_marker(identity, comment.id);
         if self.store.read(&intent_key).await?.is_some()
             && self
                 .jira
-                .has_comment_containing(jira_key, &comment.html_url)
+                .comment_bodies(jira_key)
                 .await?
+                .iter()
+                .any(|body| has_marker(body, &marker))
         {
             self.write_fenced(guard, &done_key, &done).await?;
             return Ok(());
         }
         self.write_fenced(guard, &intent_key, &Intent { at: Utc::now() })
             .await?;
-        let body = adf::comment_body(
-            &comment.user.login,
-            &comment.html_url,
-            comment.body.as_deref().unwrap_or(""),
+        let body = with_marker(
+            adf::comment_body(
+                &comment.user.login,
+                &comment.html_url,
+                comment.body.as_deref().unwrap_or(""),
+            ),
+            &marker,
         );
         if let Err(e) = self.jira.add_comment(jira_key, body).await {
             if e.proves_nothing_happened() {

@@ -1,6 +1,9 @@
 //! The Jira twin of a GitHub issue: found through the stored mapping, recovered by its marker label
 //! after an interrupted create, or created — once.
 
+use std::future::Future;
+use std::pin::Pin;
+
 use chrono::Utc;
 use hookbridge_shared::routing::Target;
 
@@ -12,6 +15,8 @@ use crate::jira::adf;
 use crate::jira::ops::NewIssue;
 use crate::store::LockGuard;
 use crate::store::keys::{IssueCreateIntent, IssueMapping};
+
+type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 impl GithubSync {
     /// Returns the mapped Jira issue, creating it (once) when there is none; `true` when it was
@@ -55,8 +60,6 @@ impl GithubSync {
                 return Box::pin(self.ensure_issue(guard, event, identity, target)).await;
             }
         }
-        self.write_fenced(guard, &intent_key, &Intent { at: Utc::now() })
-            .await?;
         let new_issue = NewIssue {
             project: target.project.as_str().to_owned(),
             issue_type: target.issue_type.clone(),
@@ -70,7 +73,23 @@ impl GithubSync {
             components: target.components.clone(),
             priority: target.priority.clone(),
         };
-        let jira_key = match self.jira.create_issue(&new_issue).await {
+        // The intent is recorded (and its time taken) right before the request leaves, after
+        // the rate-limiter wait, so the search lag a later attempt waits out is counted from the
+        // real send (README, "Worker (GitHub → Jira)").
+        let record_intent = || -> BoxFuture<'_, Result<(), String>> {
+            Box::pin(async {
+                match self
+                    .store
+                    .write_fenced(guard, &intent_key, &Intent { at: Utc::now() }, None)
+                    .await
+                {
+                    Ok(true) => Ok(()),
+                    Ok(false) => Err(format!("lost the lock {} before sending", guard.key)),
+                    Err(e) => Err(format!("could not record the creation intent: {e}")),
+                }
+            })
+        };
+        let jira_key = match self.jira.create_issue(&new_issue, &record_intent).await {
             Ok(key) => key,
             Err(e) => {
                 if e.proves_nothing_happened() {

@@ -7,14 +7,21 @@
 //!    fencing token, so `opened` and `labeled` fired together cannot both create an issue. Every
 //!    record is written fenced: a worker whose lock expired cannot overwrite newer state.
 //! 3. **Durable mapping** GitHub issue → Jira key in the store, written right after the create.
-//! 4. **Crash recovery**: before creating, a *creation intent* is recorded. A later attempt that
+//! 4. **Crash recovery**: right before the create request leaves (after its rate-limiter wait, so
+//!    its time is the send's), a *creation intent* is recorded. A later attempt that
 //!    finds an intent but no mapping knows a Jira issue may exist: it waits until Jira's search has
 //!    caught up (`search_lag` after the intent; search is eventually consistent) and looks for the
 //!    issue by its marker label before creating again. An answer from Jira with an error status
 //!    proves nothing was created, so then the intent is cleared at once.
-//! 5. Comments get the same treatment keyed by the GitHub comment id, with the GitHub comment URL in
-//!    the Jira comment as the marker (reading an issue's comments is consistent, unlike search).
+//! 5. Comments get the same treatment keyed by the GitHub comment id, with a marker paragraph at the
+//!    end of the Jira comment, matched exactly (reading an issue's comments is consistent, unlike
+//!    search). The comment that stands in for a missing close/reopen transition carries a marker
+//!    of its delivery and is looked for before it is posted.
 //! 6. Remote links are upserts by `globalId`, edits set whole values: both are idempotent.
+//! 7. **The lock bounds the work**: the work runs under [`lock::leased`], which stops it as soon as
+//!    the lock is lost or about to expire, and no Jira request is given more time than the lease
+//!    has left, so a successor never acts while this worker still can. A lock still busy after
+//!    `lock_wait` gives the message back as [`Outcome::Busy`], which costs it no attempt.
 //!
 //! # Layout
 //! - `issue`: the Jira twin of a GitHub issue, created once ([`GithubSync::ensure_issue`]).
@@ -47,7 +54,9 @@ pub struct SyncConfig {
     pub ignore_logins: Vec<String>,
     /// How long a per-issue lock lives without being extended.
     pub lock_ttl: Duration,
-    /// How long to wait for a busy per-issue lock before giving the message back.
+    /// How long to wait for a busy per-issue lock before giving the message back as
+    /// [`Outcome::Busy`] (which costs it no attempt); the consumer keeps the message invisible
+    /// meanwhile, so waiting here costs no receive either.
     pub lock_wait: Duration,
     /// How long Jira search may lag behind a create.
     pub search_lag: Duration,
@@ -128,13 +137,24 @@ impl GithubSync {
         )
         .await?
         else {
-            return Err(Failure::Retry {
-                after: Duration::from_secs(2),
+            // Contention is not a failure: the message waits its turn without using up an
+            // attempt (README, "Worker (GitHub → Jira)").
+            return Ok(Outcome::Busy {
+                after: Duration::from_secs(1),
                 reason: format!("{identity} is being worked on by another worker"),
             });
         };
         let work = self.under_lock(&guard, envelope, event, &identity, &target);
-        let result = lock::kept_alive(&self.store, &guard, self.config.lock_ttl, work).await;
+        // Work stops the moment the lock is no longer surely ours (README, "Worker (GitHub →
+        // Jira)"): a successor may already be doing it.
+        let result = lock::leased(&self.store, &guard, self.config.lock_ttl, work)
+            .await
+            .unwrap_or_else(|lost| {
+                Err(Failure::Retry {
+                    after: Duration::from_secs(1),
+                    reason: lost.to_string(),
+                })
+            });
         if let Err(e) = self.store.unlock(&guard).await {
             tracing::warn!(error = %e, issue = %identity, "unlock failed; the lock expires by itself");
         }
@@ -180,6 +200,7 @@ impl GithubSync {
             }
             ("issues", "closed") if target.sync_closure => {
                 self.transition_or_comment(
+                    delivery,
                     key,
                     target.close_transition.as_deref(),
                     event,
@@ -189,6 +210,7 @@ impl GithubSync {
             }
             ("issues", "reopened") if target.sync_closure => {
                 self.transition_or_comment(
+                    delivery,
                     key,
                     target.reopen_transition.as_deref(),
                     event,
@@ -239,8 +261,11 @@ impl GithubSync {
         }
     }
 
+    /// Applies the transition, or, when the workflow has none by that name now, says in a comment
+    /// what happened on GitHub — once per delivery.
     async fn transition_or_comment(
         &self,
+        delivery: &str,
         key: &str,
         transition: Option<&str>,
         event: &IssueEvent,
@@ -251,12 +276,19 @@ impl GithubSync {
         {
             return Ok(());
         }
+        // A retry must not comment twice: the comment carries this delivery's marker, looked for
+        // first (a consistent read; closing without a transition is rare enough to afford it).
+        let marker = text::closure_marker(delivery);
+        let posted = self.jira.comment_bodies(key).await?;
+        if posted.iter().any(|body| text::has_marker(body, &marker)) {
+            return Ok(());
+        }
         let text = format!(
             "The GitHub issue was {what} by {}: {}",
             event.sender.login, event.issue.html_url
         );
         self.jira
-            .add_comment(key, adf::markdown_to_adf(&text))
+            .add_comment(key, text::with_marker(adf::markdown_to_adf(&text), &marker))
             .await?;
         Ok(())
     }

@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use url::Url;
 
 use super::error::{JiraError, describe_error_body};
+use super::health::JiraHealth;
 use super::limiter::Limiter;
 
 use crate::metrics::pipeline;
@@ -32,6 +33,21 @@ const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
 const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(5);
 const BACKOFF_BASE: Duration = Duration::from_millis(250);
 const BACKOFF_CAP: Duration = Duration::from_secs(8);
+
+/// Least time a request is given: with less lease left on the lock it is sent under, it is not
+/// sent at all.
+const MIN_REQUEST_TIME: Duration = Duration::from_millis(500);
+/// Kept between the end of a request's time and the end of its lock's lease, for the clocks and
+/// the network on the way back.
+const LEASE_MARGIN: Duration = Duration::from_millis(250);
+
+/// Runs right before a request leaves — after its rate-limiter slot, each time it is sent — so
+/// that what it records (a creation intent and its time) is as close to the real send as can be;
+/// an `Err` keeps the request unsent.
+pub type BeforeSend<'a> = dyn Fn() -> std::pin::Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>>
+    + Send
+    + Sync
+    + 'a;
 
 /// The Jira issue `create_issue_raw` made.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,6 +114,8 @@ struct Inner {
     email: String,
     token: SecretString,
     limiter: Limiter,
+    request_timeout: Duration,
+    health: JiraHealth,
 }
 
 impl std::fmt::Debug for JiraClient {
@@ -214,6 +232,8 @@ impl JiraClient {
                 email: settings.email.clone(),
                 token: settings.api_token.clone(),
                 limiter: Limiter::new(settings.rate_per_sec, store),
+                request_timeout,
+                health: JiraHealth::default(),
             }),
         })
     }
@@ -223,21 +243,57 @@ impl JiraClient {
         &self.inner.limiter
     }
 
+    /// Whether Jira takes requests at all, as the answers so far say.
+    pub fn health(&self) -> &JiraHealth {
+        &self.inner.health
+    }
+
+    /// `GET /rest/api/3/myself`: the user the credentials belong to; what proves at start, and
+    /// after an outage, that Jira takes this worker's requests.
+    ///
+    /// # Errors
+    /// [`JiraError::Unavailable`] when Jira refuses the credentials or cannot be reached.
+    pub async fn myself(&self) -> Result<Value, JiraError> {
+        self.call(Call::get(
+            "read the bridge's own user",
+            "myself",
+            &["rest", "api", "3", "myself"],
+            &[],
+        ))
+        .await
+    }
+
     /// `POST /rest/api/3/issue` with a complete body (`{"fields": …}`).
     ///
     /// # Errors
     /// [`JiraError`], classified; a timeout is *not* retried (the issue may exist).
     pub async fn create_issue_raw(&self, body: &Value) -> Result<CreatedIssue, JiraError> {
+        self.create_issue_raw_then(body, None).await
+    }
+
+    /// [`JiraClient::create_issue_raw`], running `before_send` right before each time the request
+    /// is sent (see [`BeforeSend`]).
+    ///
+    /// # Errors
+    /// [`JiraError`], classified; [`JiraError::NotSent`] when `before_send` failed.
+    pub async fn create_issue_raw_then(
+        &self,
+        body: &Value,
+        before_send: Option<&BeforeSend<'_>>,
+    ) -> Result<CreatedIssue, JiraError> {
         let answer = self
-            .call(Call {
-                op: "create issue",
-                endpoint: "issue.create",
-                method: Method::POST,
-                path: &["rest", "api", "3", "issue"],
-                query: &[],
-                body: Some(body),
-                idempotent: Idempotent::No,
-            })
+            .call_with(
+                Call {
+                    op: "create issue",
+                    endpoint: "issue.create",
+                    method: Method::POST,
+                    path: &["rest", "api", "3", "issue"],
+                    query: &[],
+                    body: Some(body),
+                    idempotent: Idempotent::No,
+                },
+                before_send,
+            )
             .await?;
         match (answer["id"].as_str(), answer["key"].as_str()) {
             (Some(id), Some(key)) => Ok(CreatedIssue {
@@ -573,17 +629,37 @@ impl JiraClient {
     /// Sends `call` with pacing and the retries the module docs describe; returns the JSON body
     /// of a 2xx (`Null` when empty).
     async fn call(&self, call: Call<'_>) -> Result<Value, JiraError> {
+        self.call_with(call, None).await
+    }
+
+    /// [`JiraClient::call`] with `before_send` run right before each send. Work under a store lock
+    /// ([`crate::store::lock::leased`]) never has a request outlive the lock's lease: after the
+    /// rate-limiter wait, a request is sent only when enough lease is left, and it is given no
+    /// more time than that.
+    async fn call_with(
+        &self,
+        call: Call<'_>,
+        before_send: Option<&BeforeSend<'_>>,
+    ) -> Result<Value, JiraError> {
         let url = self.url(&call)?;
         let mut attempt = 0;
         loop {
             attempt += 1;
             let last = attempt >= ATTEMPTS;
             self.inner.limiter.acquire(call.endpoint).await;
+            let timeout = self.time_for(&call)?;
+            if let Some(before_send) = before_send {
+                before_send().await.map_err(|reason| JiraError::NotSent {
+                    op: call.op,
+                    reason,
+                })?;
+            }
             let started = std::time::Instant::now();
             let mut request = self
                 .inner
                 .http
                 .request(call.method.clone(), url.clone())
+                .timeout(timeout)
                 .basic_auth(&self.inner.email, Some(self.inner.token.expose_secret()))
                 .header("Accept", "application/json");
             if let Some(body) = call.body {
@@ -615,11 +691,41 @@ impl JiraClient {
                         tokio::time::sleep(backoff(attempt)).await;
                         continue;
                     }
+                    if let JiraError::Transport {
+                        connect: true,
+                        message,
+                        ..
+                    } = &error
+                    {
+                        // Not one request's problem: no connection could be made at all.
+                        let reason = format!("Jira cannot be reached: {message}");
+                        self.inner.health.mark_down(&reason);
+                        return Err(JiraError::Unavailable {
+                            op: call.op,
+                            reason,
+                            credentials_refused: false,
+                        });
+                    }
                     return Err(error);
                 }
             };
             let status = response.status();
             pipeline::jira_request(call.endpoint, Some(status.as_u16()));
+            if status == StatusCode::UNAUTHORIZED {
+                let body = response.text().await.unwrap_or_default();
+                let reason = format!(
+                    "Jira refused the credentials (401: {}); check JIRA_EMAIL and JIRA_API_TOKEN",
+                    describe_error_body(&body)
+                );
+                self.inner.health.mark_down(&reason);
+                return Err(JiraError::Unavailable {
+                    op: call.op,
+                    reason,
+                    credentials_refused: true,
+                });
+            }
+            // Any other answer proves Jira is there and takes these credentials.
+            self.inner.health.mark_up();
             let near_limit = response
                 .headers()
                 .get("x-ratelimit-nearlimit")
@@ -683,6 +789,27 @@ impl JiraClient {
                 message: describe_error_body(&body),
             });
         }
+    }
+}
+
+impl JiraClient {
+    /// How long `call` may take now: the request timeout, cut to the lease left on the lock the
+    /// work runs under (less a margin); [`JiraError::NotSent`] when that is too little.
+    fn time_for(&self, call: &Call<'_>) -> Result<Duration, JiraError> {
+        let Some(left) = crate::store::lock::remaining() else {
+            return Ok(self.inner.request_timeout);
+        };
+        let usable = left.saturating_sub(LEASE_MARGIN);
+        if usable < MIN_REQUEST_TIME {
+            return Err(JiraError::NotSent {
+                op: call.op,
+                reason: format!(
+                    "the lock it is sent under has {} ms of lease left",
+                    left.as_millis()
+                ),
+            });
+        }
+        Ok(usable.min(self.inner.request_timeout))
     }
 }
 

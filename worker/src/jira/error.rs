@@ -43,6 +43,20 @@ pub enum JiraError {
     /// The client could not be built from its settings.
     #[error("Jira client: {0}")]
     Config(String),
+    /// Jira refuses every request (401: the credentials) or cannot be reached at all: not this
+    /// request's fault, and nothing happened. The client has marked Jira down (see
+    /// [`super::health`]).
+    #[error("{op}: Jira is unavailable: {reason}")]
+    Unavailable {
+        op: &'static str,
+        reason: String,
+        /// Jira answered 401 (else: it could not be reached).
+        credentials_refused: bool,
+    },
+    /// The request was not sent: the lock it was to be sent under had too little lease left for
+    /// it, or what had to happen right before sending it (recording an intent) failed.
+    #[error("{op}: not sent: {reason}")]
+    NotSent { op: &'static str, reason: String },
 }
 
 impl JiraError {
@@ -51,10 +65,17 @@ impl JiraError {
         !matches!(self, JiraError::Rejected { .. } | JiraError::Config(_))
     }
 
+    /// Whether the failure is Jira's as a whole (credentials refused, site unreachable), not this
+    /// request's: the work waits for Jira instead of counting as a failed attempt.
+    pub fn is_systemic(&self) -> bool {
+        matches!(self, JiraError::Unavailable { .. })
+    }
+
     /// How long Jira asked us to wait, when it did.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             JiraError::Throttled { retry_after, .. } => Some(*retry_after),
+            JiraError::NotSent { .. } => Some(Duration::from_secs(1)),
             _ => None,
         }
     }
@@ -65,6 +86,10 @@ impl JiraError {
             JiraError::Rejected { status, .. }
             | JiraError::Throttled { status, .. }
             | JiraError::Server { status, .. } => Some(*status),
+            JiraError::Unavailable {
+                credentials_refused: true,
+                ..
+            } => Some(401),
             _ => None,
         }
     }
@@ -74,7 +99,11 @@ impl JiraError {
     /// happened, and the caller must reconcile before trying again.
     pub fn proves_nothing_happened(&self) -> bool {
         match self {
-            JiraError::Rejected { .. } | JiraError::Throttled { .. } | JiraError::Config(_) => true,
+            JiraError::Rejected { .. }
+            | JiraError::Throttled { .. }
+            | JiraError::Config(_)
+            | JiraError::Unavailable { .. }
+            | JiraError::NotSent { .. } => true,
             JiraError::Transport { connect, .. } => *connect,
             JiraError::Server { .. } | JiraError::Protocol { .. } => false,
         }

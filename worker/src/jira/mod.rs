@@ -11,17 +11,22 @@
 //! - `client`: [`JiraClient`] and the value types its calls return.
 //! - `error`: [`JiraError`], sorted by what the caller should do (`is_transient`, `retry_after`,
 //!   `proves_nothing_happened`), and the one-line rendering of Jira's error bodies.
+//! - [`health`]: [`health::JiraHealth`], whether Jira takes requests at all (credentials,
+//!   reachability), which pauses the consumer instead of dead-lettering everything.
 //! - [`limiter`]: [`Limiter`], the request pacing shared by every in-flight message of a process
 //!   (and, through the store, by every worker process), which slows down when Jira pushes back.
+//! - [`watch`]: saying so (log, metric, audit, Slack) when Jira goes down, and probing it back.
 //! - [`ops`]: the operations the worker needs, against the live client or in dry-run.
 //! - [`adf`]: Atlassian Document Format from GitHub Markdown, and its validator.
 
 pub mod adf;
 mod client;
 mod error;
+pub mod health;
 pub mod limiter;
 pub mod ops;
+pub mod watch;
 
-pub use client::{CreatedIssue, JiraClient, JiraField, Transition, remote_link_body};
+pub use client::{BeforeSend, CreatedIssue, JiraClient, JiraField, Transition, remote_link_body};
 pub use error::JiraError;
 pub use limiter::Limiter;

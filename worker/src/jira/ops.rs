@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::{JiraClient, JiraError, remote_link_body};
+use super::{BeforeSend, JiraClient, JiraError, remote_link_body};
 use crate::audit::{AuditLog, Entry};
 
 /// A Jira issue to create.
@@ -72,6 +72,11 @@ impl OpsError {
         }
     }
 
+    /// Whether Jira as a whole is unavailable (see [`crate::jira::health`]).
+    pub fn is_systemic(&self) -> bool {
+        matches!(self, OpsError::Jira(e) if e.is_systemic())
+    }
+
     /// Whether Jira answered with an error status, which proves the request had no effect (as
     /// opposed to a timeout or a broken connection, after which it may have). An audit failure
     /// only comes from a dry run, whose record is its only effect.
@@ -112,6 +117,19 @@ struct Request<'a> {
 }
 
 impl JiraOps {
+    /// Live Jira's state (`None` in dry-run, where nothing can be down).
+    pub fn health(&self) -> Option<crate::jira::health::JiraHealth> {
+        self.live_client().map(|client| client.health().clone())
+    }
+
+    /// The client, when Jira is live.
+    pub fn live_client(&self) -> Option<&JiraClient> {
+        match &self.target {
+            JiraTarget::Live(client) => Some(client),
+            JiraTarget::DryRun => None,
+        }
+    }
+
     pub fn live(client: JiraClient, audit: AuditLog) -> Self {
         Self {
             target: JiraTarget::Live(client),
@@ -160,15 +178,31 @@ impl JiraOps {
         }
     }
 
-    /// Creates the issue; returns its key.
+    /// Creates the issue; returns its key. `before_send` runs right before the request leaves
+    /// (each time it does; in dry-run, before the record), see [`BeforeSend`].
     ///
     /// # Errors
     /// [`OpsError`], classified.
-    pub async fn create_issue(&self, issue: &NewIssue) -> Result<String, OpsError> {
+    pub async fn create_issue(
+        &self,
+        issue: &NewIssue,
+        before_send: &BeforeSend<'_>,
+    ) -> Result<String, OpsError> {
         let body = issue.request_body();
         let key = match &self.target {
-            JiraTarget::Live(client) => client.create_issue_raw(&body).await?.key,
-            JiraTarget::DryRun => dry_key(&body.to_string()),
+            JiraTarget::Live(client) => {
+                client
+                    .create_issue_raw_then(&body, Some(before_send))
+                    .await?
+                    .key
+            }
+            JiraTarget::DryRun => {
+                before_send().await.map_err(|reason| JiraError::NotSent {
+                    op: "create issue",
+                    reason,
+                })?;
+                dry_key(&body.to_string())
+            }
         };
         let request = Request {
             method: "POST",
@@ -302,18 +336,14 @@ impl JiraOps {
         }
     }
 
-    /// Whether a comment on the issue contains `needle` (the GitHub comment URL marker).
+    /// Every comment body (ADF) of the issue, read consistently (unlike search); none in dry-run.
     ///
     /// # Errors
     /// [`OpsError`], classified.
-    pub async fn has_comment_containing(&self, key: &str, needle: &str) -> Result<bool, OpsError> {
+    pub async fn comment_bodies(&self, key: &str) -> Result<Vec<Value>, OpsError> {
         match &self.target {
-            JiraTarget::Live(client) => Ok(client
-                .list_comment_bodies(key)
-                .await?
-                .iter()
-                .any(|body| body.to_string().contains(needle))),
-            JiraTarget::DryRun => Ok(false),
+            JiraTarget::Live(client) => Ok(client.list_comment_bodies(key).await?),
+            JiraTarget::DryRun => Ok(Vec::new()),
         }
     }
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use hookbridge_shared::envelope::Envelope;
 use prometheus::core::Collector;
-use prometheus::{Counter, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
+use prometheus::{Counter, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
 
 /// This process's pipeline collectors.
 pub static REGISTRY: LazyLock<Registry> = LazyLock::new(Registry::new);
@@ -94,10 +94,16 @@ static SLACK_ALERTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
         &["outcome"],
     )
 });
-static STORE_ERRORS: LazyLock<Counter> = LazyLock::new(|| {
+static JIRA_UP: LazyLock<IntGauge> = LazyLock::new(|| {
+    registered(IntGauge::new(
+        "hookbridge_jira_up",
+        "1 while Jira takes the worker's requests; 0 while it refuses the credentials or cannot be reached (the worker then takes no work)",
+    ))
+});
+static DEPTH_ERRORS: LazyLock<Counter> = LazyLock::new(|| {
     registered(Counter::new(
-        "hookbridge_worker_metrics_errors_total",
-        "scrapes that could not read the queue's depth",
+        "hookbridge_worker_queue_depth_errors_total",
+        "scrapes that could not read the queue's depth (hookbridge_queue_messages then shows the last figures read)",
     ))
 });
 
@@ -130,7 +136,8 @@ pub fn register_all() {
     LazyLock::force(&JIRA_REQUESTS);
     LazyLock::force(&LIMITER_WAIT);
     LazyLock::force(&SLACK_ALERTS);
-    LazyLock::force(&STORE_ERRORS);
+    LazyLock::force(&DEPTH_ERRORS);
+    JIRA_UP.set(1);
 }
 
 /// The `source` and `event` labels of a message: from its envelope, the event name kept only
@@ -216,7 +223,12 @@ pub fn slack_alerts(outcome: &str, count: usize) {
         .inc_by(count as u64);
 }
 
+/// Whether Jira takes the worker's requests (see [`crate::jira::health`]).
+pub fn jira_up(up: bool) {
+    JIRA_UP.set(i64::from(up));
+}
+
 /// A scrape could not read the queue's depth.
 pub fn depth_unreadable() {
-    STORE_ERRORS.inc();
+    DEPTH_ERRORS.inc();
 }

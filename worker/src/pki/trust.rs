@@ -58,7 +58,7 @@ impl TrustedKeys {
         }
         if keys.is_empty() {
             return Err(PkiError::Io(format!(
-                "trusted keys {}: no *.pub or *.crt file",
+                "trusted keys {}: no *.pub, *.crt or *.pem file",
                 dir.display()
             )));
         }

@@ -1,10 +1,14 @@
 //! Change Request and alert settings: which Jira issues are CRs, where their approvers, signature
 //! and budget are, which statuses approve or reject, how long records live, and Slack.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
-use hookbridge_shared::config::{ApproverRoleField, ConfigError, FileConfig};
+use hookbridge_shared::config::{
+    ApproverRoleField, ConfigError, FileConfig, parse_secret, secret_setting,
+};
 use hookbridge_shared::routing::JiraProjectKey;
+use secrecy::{ExposeSecret, SecretString};
 
 use crate::alerts::slack::SlackWebhook;
 use crate::change_requests::CrConfig;
@@ -63,8 +67,13 @@ pub struct CrArgs {
     pub cr_cache_ttl: Duration,
 
     /// Slack incoming webhook for alerts; unset: alerts are written to the audit trail (dry-run).
-    #[arg(long, env = "SLACK_WEBHOOK_URL", hide_env_values = true)]
-    pub slack_webhook_url: Option<String>,
+    /// The URL is a credential, hence a secret type.
+    #[arg(long, env = "SLACK_WEBHOOK_URL", hide_env_values = true, value_parser = parse_secret)]
+    pub slack_webhook_url: Option<SecretString>,
+
+    /// A file holding SLACK_WEBHOOK_URL (trailing newline stripped).
+    #[arg(long, env = "SLACK_WEBHOOK_URL_FILE")]
+    pub slack_webhook_url_file: Option<PathBuf>,
 }
 
 /// `24h`, `90m`, `3600s`, or a number of seconds.
@@ -168,13 +177,16 @@ impl CrArgs {
             ));
         }
         let approver_roles = approver_roles(file)?;
-        let slack = self
-            .slack_webhook_url
-            .as_deref()
-            .filter(|u| !u.trim().is_empty())
-            .map(SlackWebhook::parse)
-            .transpose()
-            .map_err(|e| ConfigError::new("SLACK_WEBHOOK_URL", e))?;
+        let slack = secret_setting(
+            "SLACK_WEBHOOK_URL",
+            self.slack_webhook_url.as_ref(),
+            "SLACK_WEBHOOK_URL_FILE",
+            self.slack_webhook_url_file.as_deref(),
+        )?
+        .map(|s| {
+            SlackWebhook::parse(s.value.expose_secret()).map_err(|e| ConfigError::new(s.key, e))
+        })
+        .transpose()?;
         Ok(CrSettings {
             filter: CrFilter {
                 projects,

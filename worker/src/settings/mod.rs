@@ -15,11 +15,37 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use hookbridge_shared::config::{CommonArgs, ConfigError, parse_seconds};
+use hookbridge_shared::queue::Queue;
 use hookbridge_shared::routing::{JiraProjectKey, Routing};
 
 pub use change_requests::{CrArgs, CrSettings};
 pub use jira::{JiraArgs, JiraSettings};
 pub use store::{StoreArgs, StoreSettings};
+
+/// Refuses a worker on an SQS queue with no dead-letter queue (README, "Configuration":
+/// `SQS_DLQ_URL`): with neither a `RedrivePolicy` on the queue nor `SQS_DLQ_URL`, a message that
+/// always fails is retried until the queue's retention deletes it, unseen by anyone. A redrive
+/// policy whose DLQ could not be resolved yet still counts: the queue resolves it on first use.
+/// The embedded queue always has its dead-letter table.
+///
+/// # Errors
+/// [`ConfigError`] naming `SQS_DLQ_URL` and `RedrivePolicy`.
+pub fn require_dead_letter_queue(queue: &Queue) -> Result<(), ConfigError> {
+    match queue {
+        Queue::Sqs(sqs)
+            if sqs.dead_letter_queue_url().is_none()
+                && sqs.redrive_max_receive_count().is_none() =>
+        {
+            Err(ConfigError::new(
+                "SQS_DLQ_URL",
+                "the SQS queue has no dead-letter queue (no RedrivePolicy on the queue and \
+                 SQS_DLQ_URL unset): a message that always fails would be retried until the \
+                 queue's retention deleted it; give the queue a RedrivePolicy or set SQS_DLQ_URL",
+            ))
+        }
+        _ => Ok(()),
+    }
+}
 
 /// Where the audit trail is written.
 #[derive(Debug, Clone, clap::Args)]

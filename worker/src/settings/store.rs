@@ -1,6 +1,8 @@
 //! Where the worker's state lives: `REDIS_URL`, or the embedded store in the data dir.
 
-use hookbridge_shared::config::{CommonArgs, ConfigError};
+use std::path::PathBuf;
+
+use hookbridge_shared::config::{CommonArgs, ConfigError, parse_secret, secret_setting};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::store::{EMBEDDED_FILE_NAME, Store};
@@ -10,8 +12,14 @@ use crate::store::{EMBEDDED_FILE_NAME, Store};
 pub struct StoreArgs {
     /// Redis for worker coordination, the CR records and the audit heads; unset: the embedded store
     /// in the data dir.
-    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
-    pub redis_url: Option<String>,
+    /// A secret type: the URL may carry a password (in its userinfo or as `?password=`).
+    #[arg(long, env = "REDIS_URL", hide_env_values = true, value_parser = parse_secret)]
+    pub redis_url: Option<SecretString>,
+
+    /// A file holding REDIS_URL (trailing newline stripped), so its password is in neither `ps`
+    /// nor the environment.
+    #[arg(long, env = "REDIS_URL_FILE")]
+    pub redis_url_file: Option<PathBuf>,
 
     /// Prefix of every Redis key this deployment writes, so one Redis can serve several.
     #[arg(long, env = "HOOKBRIDGE_REDIS_PREFIX", default_value = "hookbridge:")]
@@ -31,14 +39,17 @@ pub enum StoreSettings {
 
 impl StoreArgs {
     /// # Errors
-    /// [`ConfigError`] naming `REDIS_URL` when it is not a Redis URL.
+    /// [`ConfigError`] naming `REDIS_URL` (or `REDIS_URL_FILE`) when it is not a Redis URL, when
+    /// both are set, or when the file cannot be read; never showing the URL.
     pub fn settings(&self) -> Result<StoreSettings, ConfigError> {
-        match self
-            .redis_url
-            .as_deref()
-            .map(str::trim)
-            .filter(|u| !u.is_empty())
-        {
+        let setting = secret_setting(
+            "REDIS_URL",
+            self.redis_url.as_ref(),
+            "REDIS_URL_FILE",
+            self.redis_url_file.as_deref(),
+        )?;
+        let key = setting.as_ref().map_or("REDIS_URL", |s| s.key.as_str());
+        match setting.as_ref().map(|s| s.value.expose_secret().trim()) {
             None => Ok(StoreSettings::Embedded),
             Some(url)
                 if url.starts_with("redis://")
@@ -51,7 +62,7 @@ impl StoreArgs {
                 })
             }
             Some(_) => Err(ConfigError::new(
-                "REDIS_URL",
+                key,
                 "must start with redis://, rediss:// or unix://",
             )),
         }

@@ -415,6 +415,16 @@ impl SqsQueue {
             .collect()
     }
 
+    /// How many bytes `body` takes as an SQS message (after the escaping [`encode_body`] does),
+    /// which is what SQS's `MaximumMessageSize` limits.
+    ///
+    /// # Errors
+    /// [`QueueError::Rejected`] for a body SQS could never take (not UTF-8, raw control
+    /// characters).
+    pub fn encoded_len(&self, body: &[u8]) -> Result<usize, QueueError> {
+        encode_body(body).map(|b| b.len())
+    }
+
     fn prepare(&self, body: &[u8]) -> Result<String, QueueError> {
         let body = encode_body(body)?;
         if body.len() > self.shared.max_message_bytes {

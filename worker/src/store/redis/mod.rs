@@ -160,17 +160,10 @@ fn store_error(e: RedisError) -> StoreError {
     }
 }
 
-/// The URL without its password, for error messages.
+/// The URL as error messages show it: without its userinfo or a password in its query string
+/// (`?password=`, `?pass=`), both of which the Redis client reads.
 fn redacted(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) => {
-            if parsed.password().is_some() {
-                let _ = parsed.set_password(Some("***"));
-            }
-            parsed.to_string()
-        }
-        Err(_) => "<malformed URL>".to_owned(),
-    }
+    hookbridge_shared::config::redact_url(url)
 }
 
 /// A lock's fencing token as stored in Redis.
@@ -449,10 +442,31 @@ mod tests {
 
     #[test]
     fn redacted_hides_the_password() {
-        let shown = redacted("redis://user:s3cret@cache.internal:6379/0");
-        assert!(!shown.contains("s3cret"), "{shown}");
-        assert!(shown.contains("cache.internal:6379"), "{shown}");
+        for url in [
+            "redis://user:s3cret@cache.internal:6379/0",
+            "redis://cache.internal:6379/?pass=s3cret",
+            "redis://cache.internal:6379/0?password=s3cret",
+        ] {
+            let shown = redacted(url);
+            assert!(!shown.contains("s3cret"), "{shown}");
+            assert!(shown.contains("cache.internal:6379"), "{shown}");
+        }
         assert_eq!(redacted("not a url"), "<malformed URL>");
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_redis_is_reported_without_a_query_string_password() {
+        let port = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            listener.local_addr().expect("addr").port()
+        };
+        for query in ["pass", "password"] {
+            let url = format!("redis://127.0.0.1:{port}/?{query}=s3cretvalue");
+            let Err(err) = RedisStore::connect(&url, "t:").await else {
+                panic!("connected to a closed port")
+            };
+            assert!(!err.to_string().contains("s3cretvalue"), "{err}");
+        }
     }
 
     #[tokio::test]

@@ -1,0 +1,494 @@
+//! A GitHub REST API fake for the repository-webhook delivery endpoints: an HTTP server inside the
+//! test suite that answers like `api.github.com` does, so `hookbridge github redeliver` is tested
+//! against GitHub's rules.
+//!
+//! Sources (GitHub Docs, REST API version 2022-11-28): "REST API endpoints for repository webhooks"
+//! — "List deliveries for a repository webhook" (`GET /repos/{owner}/{repo}/hooks/{hook_id}/
+//! deliveries`, `per_page` default 30 and at most 100, `cursor` "the starting delivery from which
+//! the page of deliveries is fetched; refer to the link header for the next and previous page
+//! cursors"; items `id`, `guid` — shared by every redelivery of the event —, `delivered_at`,
+//! `redelivery`, `duration`, `status` ("OK" on success), `status_code`, `event`, `action`,
+//! `installation_id`, `repository_id`) and "Redeliver a delivery for a repository webhook"
+//! (`POST …/deliveries/{delivery_id}/attempts`, `202 Accepted`); "Using pagination in the REST API"
+//! (the `link` header, `rel="next"`, omitted on the last page); "Rate limits for the REST API"
+//! (`x-ratelimit-limit`, `-remaining`, `-used`, `-reset` in UTC epoch seconds, `-resource`; over
+//! the primary limit, 403 or 429 with `x-ratelimit-remaining: 0` and "API rate limit exceeded");
+//! "Handling failed webhook deliveries" (GitHub does not redeliver by itself; a failed delivery
+//! has a `status` that is not OK).
+//!
+//! What it enforces, as GitHub does:
+//! - `Authorization: Bearer <token>` (or `token <token>`): otherwise `401 {"message":"Bad
+//!   credentials",…}`; a request without `User-Agent` gets 403;
+//! - a token without write access to the hook ([`GithubConfig::read_only`]) lists deliveries but
+//!   gets `403 Resource not accessible by personal access token` when it asks for a redelivery;
+//! - an unknown repository or hook: `404 {"message":"Not Found",…}`;
+//! - newest-first pages of `per_page` (at most 100) with a `link` header whose `next` carries a
+//!   `cursor`;
+//! - the primary rate limit, counted per token, with the `x-ratelimit-*` headers on every answer;
+//!   exhausted ([`GithubFake::exhaust_rate_limit`]), `403 {"message":"API rate limit exceeded …"}`
+//!   until the reset;
+//! - a redelivery is answered `202 {}` and recorded; it then appears in the list as a new attempt
+//!   (`redelivery: true`, same `guid`) whose status is [`GithubConfig::redeliveries_succeed`].
+//!
+//! Tests read what was asked with [`GithubFake::redelivered`] and [`GithubFake::requests`].
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+
+use crate::serve::Server;
+
+/// How the fake behaves.
+#[derive(Debug, Clone)]
+pub struct GithubConfig {
+    /// The token it accepts.
+    pub token: String,
+    /// Requests per hour of the primary rate limit.
+    pub rate_limit: u32,
+    /// Whether a redelivery it is asked for succeeds (appears as an `OK` attempt).
+    pub redeliveries_succeed: bool,
+    /// The token may read the hook's deliveries but not redeliver them (a fine-grained token with
+    /// "Webhooks: read-only"): a redelivery gets `403 Resource not accessible by personal access
+    /// token`.
+    pub read_only: bool,
+}
+
+impl Default for GithubConfig {
+    fn default() -> Self {
+        Self {
+            token: "ghp_fakeTOKENfakeTOKENfakeTOKEN0123456789".into(),
+            rate_limit: 5000,
+            redeliveries_succeed: true,
+            read_only: false,
+        }
+    }
+}
+
+/// One delivery attempt, as the list shows it.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub id: u64,
+    pub guid: String,
+    pub delivered_at: DateTime<Utc>,
+    pub redelivery: bool,
+    pub status_code: u16,
+    pub event: String,
+    pub action: Option<String>,
+}
+
+impl Delivery {
+    /// An `issues.opened` delivery answered `status_code`, `age` ago.
+    pub fn new(id: u64, guid: &str, age: Duration, status_code: u16) -> Self {
+        Self {
+            id,
+            guid: guid.to_owned(),
+            delivered_at: Utc::now() - chrono::Duration::from_std(age).expect("age"),
+            redelivery: false,
+            status_code,
+            event: "issues".into(),
+            action: Some("opened".into()),
+        }
+    }
+
+    /// GitHub's `status`: `OK` for a 2xx answer, else a description.
+    fn status(&self) -> String {
+        match self.status_code {
+            200..=299 => "OK".into(),
+            0 => "timed out".into(),
+            code => format!("Invalid HTTP Response: {code}"),
+        }
+    }
+
+    fn json(&self) -> Value {
+        json!({
+            "id": self.id,
+            "guid": self.guid,
+            "delivered_at": self.delivered_at.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+            "redelivery": self.redelivery,
+            "duration": 0.27,
+            "status": self.status(),
+            "status_code": self.status_code,
+            "event": self.event,
+            "action": self.action,
+            "installation_id": null,
+            "repository_id": 456,
+        })
+    }
+}
+
+/// One request the fake answered.
+#[derive(Debug, Clone)]
+pub struct GithubRequest {
+    pub method: String,
+    /// Path and query.
+    pub target: String,
+    pub status: u16,
+    pub authorization: Option<String>,
+    pub accept: Option<String>,
+    pub api_version: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+struct Data {
+    /// `(owner/repo lowercased, hook id)` → attempts, newest first.
+    hooks: HashMap<(String, u64), Vec<Delivery>>,
+    remaining: u32,
+    /// UTC epoch seconds.
+    reset: u64,
+    redelivered: Vec<u64>,
+    next_id: u64,
+    log: Vec<GithubRequest>,
+}
+
+struct Shared {
+    config: GithubConfig,
+    base: String,
+    data: Mutex<Data>,
+}
+
+/// A running fake; stops when dropped.
+pub struct GithubFake {
+    shared: Arc<Shared>,
+    _server: Server,
+}
+
+fn epoch_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl GithubFake {
+    /// Starts the fake on a free port of 127.0.0.1.
+    ///
+    /// # Panics
+    /// When no port can be bound.
+    pub async fn start(config: GithubConfig) -> Self {
+        let (listener, addr) = crate::serve::bind("GitHub fake").await;
+        let shared = Arc::new(Shared {
+            base: format!("http://{addr}"),
+            data: Mutex::new(Data {
+                hooks: HashMap::new(),
+                remaining: config.rate_limit,
+                reset: epoch_now() + 3600,
+                redelivered: Vec::new(),
+                next_id: 9_000_000_000,
+                log: Vec::new(),
+            }),
+            config,
+        });
+        let app = Router::new().fallback(handle).with_state(shared.clone());
+        Self {
+            shared,
+            _server: Server::start(listener, app),
+        }
+    }
+
+    /// What `GITHUB_API_URL` should be.
+    pub fn api_url(&self) -> String {
+        self.shared.base.clone()
+    }
+
+    pub fn token(&self) -> String {
+        self.shared.config.token.clone()
+    }
+
+    fn data(&self) -> std::sync::MutexGuard<'_, Data> {
+        self.shared.data.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Creates hook `hook_id` on `repo` (`owner/name`) with these attempts (any order).
+    pub fn add_hook(&self, repo: &str, hook_id: u64, mut deliveries: Vec<Delivery>) {
+        deliveries.sort_by_key(|d| std::cmp::Reverse((d.delivered_at, d.id)));
+        self.data()
+            .hooks
+            .insert((repo.to_lowercase(), hook_id), deliveries);
+    }
+
+    /// No request is left until `reset_in` from now (rounded up to a whole second, as
+    /// `x-ratelimit-reset` is); then the limit is full again.
+    pub fn exhaust_rate_limit(&self, reset_in: Duration) {
+        let mut data = self.data();
+        data.remaining = 0;
+        data.reset = epoch_now() + reset_in.as_secs().max(1);
+    }
+
+    /// The delivery ids a redelivery was asked for (and answered 202), in order.
+    pub fn redelivered(&self) -> Vec<u64> {
+        self.data().redelivered.clone()
+    }
+
+    /// Every request, with its answer.
+    pub fn requests(&self) -> Vec<GithubRequest> {
+        self.data().log.clone()
+    }
+}
+
+fn error(status: StatusCode, message: &str, doc: &str) -> Response {
+    (
+        status,
+        [("content-type", "application/json; charset=utf-8")],
+        json!({
+            "message": message,
+            "documentation_url": format!("https://docs.github.com/{doc}"),
+            "status": status.as_u16().to_string(),
+        })
+        .to_string(),
+    )
+        .into_response()
+}
+
+fn header(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+fn query_param(uri: &Uri, name: &str) -> Option<String> {
+    url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+/// `/repos/{owner}/{repo}/hooks/{id}/deliveries[/{delivery}/attempts]`.
+enum Route {
+    List(String, u64),
+    Redeliver(String, u64, u64),
+    Unknown,
+}
+
+fn route(method: &Method, path: &str) -> Route {
+    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match (method, parts.as_slice()) {
+        (&Method::GET, ["repos", owner, repo, "hooks", id, "deliveries"]) => {
+            id.parse().map_or(Route::Unknown, |id| {
+                Route::List(format!("{owner}/{repo}"), id)
+            })
+        }
+        (
+            &Method::POST,
+            [
+                "repos",
+                owner,
+                repo,
+                "hooks",
+                id,
+                "deliveries",
+                delivery,
+                "attempts",
+            ],
+        ) => match (id.parse(), delivery.parse()) {
+            (Ok(id), Ok(delivery)) => Route::Redeliver(format!("{owner}/{repo}"), id, delivery),
+            _ => Route::Unknown,
+        },
+        _ => Route::Unknown,
+    }
+}
+
+async fn handle(
+    State(shared): State<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let mut data = shared.data.lock().unwrap_or_else(|p| p.into_inner());
+    let response = answer(&shared, &mut data, &method, &uri, &headers);
+    data.log.push(GithubRequest {
+        method: method.to_string(),
+        target: uri
+            .path_and_query()
+            .map_or_else(|| uri.path().to_owned(), ToString::to_string),
+        status: response.status().as_u16(),
+        authorization: header(&headers, "authorization"),
+        accept: header(&headers, "accept"),
+        api_version: header(&headers, "x-github-api-version"),
+        user_agent: header(&headers, "user-agent"),
+    });
+    response
+}
+
+fn answer(
+    shared: &Shared,
+    data: &mut Data,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+) -> Response {
+    if header(headers, "user-agent").is_none_or(|u| u.trim().is_empty()) {
+        return error(
+            StatusCode::FORBIDDEN,
+            "Request forbidden by administrative rules. Please make sure your request has a \
+             User-Agent header",
+            "rest/overview/resources-in-the-rest-api#user-agent-required",
+        );
+    }
+    let token = header(headers, "authorization").and_then(|a| {
+        a.strip_prefix("Bearer ")
+            .or_else(|| a.strip_prefix("token "))
+            .map(str::to_owned)
+    });
+    if token.as_deref() != Some(shared.config.token.as_str()) {
+        return error(StatusCode::UNAUTHORIZED, "Bad credentials", "rest");
+    }
+    if let Some(version) = header(headers, "x-github-api-version")
+        && version != "2022-11-28"
+    {
+        return error(
+            StatusCode::BAD_REQUEST,
+            &format!("Invalid API version: {version}"),
+            "rest/overview/api-versions",
+        );
+    }
+    // The primary rate limit, counted per (the one) token.
+    let now = epoch_now();
+    if now >= data.reset {
+        data.remaining = shared.config.rate_limit;
+        data.reset = now + 3600;
+    }
+    let limited = data.remaining == 0;
+    if !limited {
+        data.remaining -= 1;
+    }
+    let mut response = if limited {
+        error(
+            StatusCode::FORBIDDEN,
+            "API rate limit exceeded for user ID 1. If you reach out to GitHub Support for help, \
+             please include the request ID.",
+            "rest/overview/rate-limits-for-the-rest-api",
+        )
+    } else {
+        match route(method, uri.path()) {
+            Route::List(repo, hook) => list(shared, data, &repo, hook, uri),
+            Route::Redeliver(repo, hook, delivery) => {
+                redeliver(shared, data, &repo, hook, delivery)
+            }
+            Route::Unknown => error(StatusCode::NOT_FOUND, "Not Found", "rest/repos/webhooks"),
+        }
+    };
+    let limit = shared.config.rate_limit;
+    for (name, value) in [
+        ("x-ratelimit-limit", limit.to_string()),
+        ("x-ratelimit-remaining", data.remaining.to_string()),
+        ("x-ratelimit-used", (limit - data.remaining).to_string()),
+        ("x-ratelimit-reset", data.reset.to_string()),
+        ("x-ratelimit-resource", "core".to_owned()),
+    ] {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            response.headers_mut().insert(name, value);
+        }
+    }
+    response
+}
+
+fn list(shared: &Shared, data: &Data, repo: &str, hook: u64, uri: &Uri) -> Response {
+    let Some(deliveries) = data.hooks.get(&(repo.to_lowercase(), hook)) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "Not Found",
+            "rest/repos/webhooks#list-deliveries-for-a-repository-webhook",
+        );
+    };
+    let per_page = query_param(uri, "per_page")
+        .and_then(|p| p.parse::<usize>().ok())
+        .unwrap_or(30)
+        .clamp(1, 100);
+    let start = match query_param(uri, "cursor") {
+        None => 0,
+        Some(cursor) => {
+            let Some(position) = cursor
+                .strip_prefix("v1_")
+                .and_then(|id| id.parse::<u64>().ok())
+                .and_then(|id| deliveries.iter().position(|d| d.id == id))
+            else {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "Bad Request",
+                    "rest/repos/webhooks#list-deliveries-for-a-repository-webhook",
+                );
+            };
+            position
+        }
+    };
+    let page: Vec<Value> = deliveries
+        .iter()
+        .skip(start)
+        .take(per_page)
+        .map(Delivery::json)
+        .collect();
+    let mut response = (
+        StatusCode::OK,
+        [("content-type", "application/json; charset=utf-8")],
+        Value::Array(page).to_string(),
+    )
+        .into_response();
+    let path = format!("{}/repos/{repo}/hooks/{hook}/deliveries", shared.base);
+    let mut links = Vec::new();
+    if let Some(next) = deliveries.get(start + per_page) {
+        links.push(format!(
+            "<{path}?per_page={per_page}&cursor=v1_{}>; rel=\"next\"",
+            next.id
+        ));
+    }
+    if start > 0 {
+        links.push(format!("<{path}?per_page={per_page}>; rel=\"first\""));
+    }
+    if !links.is_empty()
+        && let Ok(value) = HeaderValue::from_str(&links.join(", "))
+    {
+        response.headers_mut().insert("link", value);
+    }
+    response
+}
+
+fn redeliver(shared: &Shared, data: &mut Data, repo: &str, hook: u64, delivery: u64) -> Response {
+    let key = (repo.to_lowercase(), hook);
+    if shared.config.read_only && data.hooks.contains_key(&key) {
+        return error(
+            StatusCode::FORBIDDEN,
+            "Resource not accessible by personal access token",
+            "rest/repos/webhooks#redeliver-a-delivery-for-a-repository-webhook",
+        );
+    }
+    let Some(original) = data
+        .hooks
+        .get(&key)
+        .and_then(|d| d.iter().find(|d| d.id == delivery))
+        .cloned()
+    else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "Not Found",
+            "rest/repos/webhooks#redeliver-a-delivery-for-a-repository-webhook",
+        );
+    };
+    data.redelivered.push(delivery);
+    data.next_id += 1;
+    let attempt = Delivery {
+        id: data.next_id,
+        delivered_at: Utc::now(),
+        redelivery: true,
+        status_code: if shared.config.redeliveries_succeed {
+            200
+        } else {
+            502
+        },
+        ..original
+    };
+    if let Some(list) = data.hooks.get_mut(&key) {
+        list.insert(0, attempt);
+    }
+    (
+        StatusCode::ACCEPTED,
+        [("content-type", "application/json; charset=utf-8")],
+        "{}",
+    )
+        .into_response()
+}
