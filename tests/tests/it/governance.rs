@@ -287,6 +287,19 @@ async fn two_workers_and_the_cli_keep_every_audit_chain_valid() {
     let jira = JiraFake::start(FakeConfig::default()).await;
     let dir = tempfile::tempdir().expect("temp dir");
     let q = queue(dir.path());
+    let data = ("HOOKBRIDGE_DATA_DIR", dir.path().display().to_string());
+    let env = vec![
+        data.clone(),
+        ("JIRA_PROJECT_KEY", "DEMO".to_owned()),
+        ("WORKER_CONCURRENCY", "4".to_owned()),
+    ];
+    let mut workers: Vec<Proc> = (0..2)
+        .map(|_| Proc::spawn("hookbridge-worker", &[], &env))
+        .collect();
+    // Both consuming before any work arrives, or the first to start may take it all.
+    for worker in &mut workers {
+        worker.wait_for_line("worker consuming", PATIENCE);
+    }
     // Enough work that both workers get some of it.
     for number in 1..=150 {
         let issue = GithubIssue::new("octo/audit", number);
@@ -308,15 +321,6 @@ async fn two_workers_and_the_cli_keep_every_audit_chain_valid() {
             .await
             .expect("enqueue");
     }
-    let data = ("HOOKBRIDGE_DATA_DIR", dir.path().display().to_string());
-    let env = vec![
-        data.clone(),
-        ("JIRA_PROJECT_KEY", "DEMO".to_owned()),
-        ("WORKER_CONCURRENCY", "4".to_owned()),
-    ];
-    let mut workers: Vec<Proc> = (0..2)
-        .map(|_| Proc::spawn("hookbridge-worker", &[], &env))
-        .collect();
     let mut cli = tokio::task::JoinSet::new();
     for i in 0..4 {
         let env = vec![data.clone()];
