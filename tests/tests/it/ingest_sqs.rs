@@ -12,7 +12,7 @@ use hookbridge_shared::claim::ClaimStore;
 use hookbridge_shared::envelope::{Envelope, Source};
 use hookbridge_shared::queue::embedded::{EmbeddedOptions, EmbeddedQueue};
 use hookbridge_tests::github::{Delivery, GithubIssue, opened_payload_of_size};
-use hookbridge_tests::ingest::{PATIENCE, TestIngest, http};
+use hookbridge_tests::ingest::{IngestBuilder, PATIENCE, TestIngest, http};
 use hookbridge_tests::sqs::{self, endpoint};
 use serde_json::Value;
 
@@ -39,14 +39,19 @@ fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
 }
 
-fn start(queue_url: &str, spool: bool) -> TestIngest {
+/// An ingest on the SQS queue `queue_url` of the server at `endpoint`, with test credentials.
+fn on_sqs(queue_url: &str, endpoint: &str) -> IngestBuilder {
     TestIngest::ingest()
         .env("GITHUB_WEBHOOK_SECRET", SECRET)
         .env("SQS_QUEUE_URL", queue_url)
-        .env("AWS_ENDPOINT_URL", endpoint())
+        .env("AWS_ENDPOINT_URL", endpoint)
         .env("AWS_REGION", "us-east-1")
         .env("AWS_ACCESS_KEY_ID", "testing")
         .env("AWS_SECRET_ACCESS_KEY", "testing")
+}
+
+fn start(queue_url: &str, spool: bool) -> TestIngest {
+    on_sqs(queue_url, &endpoint())
         .env("HOOKBRIDGE_SQS_SPOOL", spool.to_string())
         .start()
 }
@@ -289,14 +294,7 @@ fn a_missing_sqs_queue_stops_the_ingest_at_start() {
         endpoint().trim_end_matches('/'),
         unique("absent")
     );
-    let (mut proc, _dir) = TestIngest::ingest()
-        .env("GITHUB_WEBHOOK_SECRET", SECRET)
-        .env("SQS_QUEUE_URL", missing.clone())
-        .env("AWS_ENDPOINT_URL", endpoint())
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .spawn();
+    let (mut proc, _dir) = on_sqs(&missing, &endpoint()).spawn();
     let status = proc.wait_exit(PATIENCE);
     let printed = proc.output().join("\n");
     assert_eq!(status.code(), Some(2), "{printed}");
@@ -305,14 +303,7 @@ fn a_missing_sqs_queue_stops_the_ingest_at_start() {
 }
 
 fn start_via(queue_url: &str, endpoint: &str) -> TestIngest {
-    TestIngest::ingest()
-        .env("GITHUB_WEBHOOK_SECRET", SECRET)
-        .env("SQS_QUEUE_URL", queue_url)
-        .env("AWS_ENDPOINT_URL", endpoint)
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .start()
+    on_sqs(queue_url, endpoint).start()
 }
 
 /// SQS hangs (connections open, nothing answered — a brown-out, not a refusal) while deliveries
@@ -487,13 +478,7 @@ async fn old_claims_are_collected() {
             .and_then(|f| f.set_modified(twenty_days_ago))
             .expect("age the file");
     }
-    let ingest = TestIngest::ingest()
-        .env("GITHUB_WEBHOOK_SECRET", SECRET)
-        .env("SQS_QUEUE_URL", &queue_url)
-        .env("AWS_ENDPOINT_URL", endpoint())
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
+    let ingest = on_sqs(&queue_url, &endpoint())
         .env("HOOKBRIDGE_CLAIM_DIR", claims.path().display().to_string())
         .start();
     let deadline = Instant::now() + PATIENCE;
@@ -515,13 +500,7 @@ async fn old_claims_are_collected() {
 async fn a_full_spool_answers_503() {
     let client = sqs().await;
     let queue_url = create_queue(&client, &unique("spool-cap")).await;
-    let ingest = TestIngest::ingest()
-        .env("GITHUB_WEBHOOK_SECRET", SECRET)
-        .env("SQS_QUEUE_URL", &queue_url)
-        .env("AWS_ENDPOINT_URL", endpoint())
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
+    let ingest = on_sqs(&queue_url, &endpoint())
         .env("HOOKBRIDGE_SPOOL_MAX_MB", "1")
         .start();
     client
