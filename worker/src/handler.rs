@@ -18,10 +18,11 @@ pub enum Outcome {
     Retry { after: Duration, reason: String },
     /// A permanent failure: dead-letter now with `reason`, no retry storm.
     Fail { reason: String },
-    /// The work could not start because another worker holds what it needs (the per-issue lock):
-    /// try again after `after`. Nothing was attempted, so this never counts as a failed attempt
-    /// and never dead-letters the message — a burst of events on one issue must wait its turn,
-    /// not use up its attempts waiting.
+    /// The work could not start because another worker holds what it needs (the per-issue lock),
+    /// or could not be done because something every message needs is unavailable (Jira, the
+    /// store): try again after `after`. This never counts as a failed attempt and never
+    /// dead-letters the message — a burst of events on one issue must wait its turn, and a backlog
+    /// must outlive an outage, not use up its attempts waiting.
     Busy { after: Duration, reason: String },
 }
 
@@ -85,8 +86,8 @@ pub enum Failure {
         reason: String,
     },
     Fail(String),
-    /// Not this message's failure (Jira refuses every request, or cannot be reached): it waits,
-    /// without using up an attempt.
+    /// Not this message's failure (Jira refuses every request, or Jira or the store cannot be
+    /// reached): it waits, without using up an attempt.
     Wait {
         after: Duration,
         reason: String,
@@ -103,9 +104,19 @@ impl From<Failure> for Outcome {
     }
 }
 
+/// A store that cannot be reached is everyone's failure, not this message's: it waits without using
+/// up an attempt (and the router stops the consumer until the store answers, see
+/// [`crate::store::health`]). A store that answered with an error that may repeat (a script error,
+/// out of memory) is retried as this message's failure, so a message that always meets it still
+/// ends in the dead-letter queue; corrupt data is dead-lettered at once.
 impl From<crate::store::StoreError> for Failure {
     fn from(e: crate::store::StoreError) -> Self {
-        if e.is_transient() {
+        if e.is_unavailable() {
+            Failure::Wait {
+                after: crate::store::health::PROBE_EVERY,
+                reason: e.to_string(),
+            }
+        } else if e.is_transient() {
             Failure::Retry {
                 after: Duration::from_secs(5),
                 reason: e.to_string(),
@@ -153,5 +164,34 @@ impl From<crate::events::DecodeError> for Failure {
                 Failure::Retry { after, reason }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::StoreError;
+
+    #[test]
+    fn an_unreachable_store_waits_a_failing_one_retries_a_corrupt_one_fails() {
+        let unreachable =
+            StoreError::Unavailable("redis: Connection refused (os error 111)".into());
+        assert!(
+            matches!(
+                Outcome::from(Failure::from(unreachable)),
+                Outcome::Busy { .. }
+            ),
+            "an unreachable store must not use up the message's attempts"
+        );
+        let script = StoreError::Failed("redis: ERR Error running script".into());
+        assert!(
+            matches!(Outcome::from(Failure::from(script)), Outcome::Retry { .. }),
+            "an error that may repeat for this message is one of its attempts"
+        );
+        let corrupt = StoreError::Corrupt("redis: WRONGTYPE".into());
+        assert!(matches!(
+            Outcome::from(Failure::from(corrupt)),
+            Outcome::Fail { .. }
+        ));
     }
 }

@@ -27,6 +27,7 @@ pub mod failures;
 pub mod gate;
 pub mod github_sync;
 pub mod handler;
+pub mod health;
 pub mod jira;
 pub mod metrics;
 pub mod pki;

@@ -17,6 +17,7 @@ use crate::failures;
 use crate::github_sync::GithubSync;
 use crate::handler::{Failure, Handler, Outcome};
 use crate::jira::health::JiraHealth;
+use crate::store::health::{PROBE_EVERY, State as StoreState};
 use crate::store::keys::AlertQueued;
 use crate::store::{Store, Transaction};
 
@@ -31,7 +32,8 @@ pub struct Router {
     pub github: GithubSync,
     pub change_requests: ChangeRequests,
     pub alerts: AlertWaker,
-    /// Live Jira's state; no work is taken while it is down (see [`crate::jira::health`]).
+    /// Live Jira's state; no work is taken while it is down (see [`crate::jira::health`]), nor
+    /// while the store is (its state is [`Store::health`]).
     pub jira_health: Option<JiraHealth>,
 }
 
@@ -40,9 +42,26 @@ impl Handler for Router {
         self.handle_body(&message.body).await
     }
 
+    /// Ready while Jira (when live) and the store answer; waits for both. A store that is down is
+    /// probed from here every [`PROBE_EVERY`] (its answer marks it up, see
+    /// [`crate::store::health`]).
     async fn ready(&self) {
-        if let Some(health) = &self.jira_health {
-            health.wait_up().await;
+        loop {
+            if let Some(health) = &self.jira_health {
+                health.wait_up().await;
+            }
+            let store = self.store.health();
+            while !store.is_up() {
+                tokio::select! {
+                    () = store.wait_up() => {}
+                    () = tokio::time::sleep(PROBE_EVERY) => {
+                        let _ = self.store.check_ready().await;
+                    }
+                }
+            }
+            if self.jira_health.as_ref().is_none_or(JiraHealth::is_up) {
+                return;
+            }
         }
     }
 
@@ -131,9 +150,36 @@ impl Router {
     /// Handles one queue message body (an encoded envelope); what the consumer calls for each
     /// message, and what tests call directly.
     pub async fn handle_body(&self, body: &[u8]) -> Outcome {
-        match self.route(body).await {
+        let outcome = match self.route(body).await {
             Ok(outcome) => outcome,
             Err(failure) => failure.into(),
+        };
+        self.unless_store_down(outcome).await
+    }
+
+    /// A failed attempt made while the store cannot be reached is the store's failure, whatever
+    /// step it surfaced in (a store call, a lock lease that could not be extended, an intent that
+    /// could not be recorded): asked after every failed attempt, a store that does not answer its
+    /// probe is marked down (the consumer stops taking work, see [`crate::store::health`]) and the
+    /// message waits without using up an attempt.
+    async fn unless_store_down(&self, outcome: Outcome) -> Outcome {
+        let reason = match &outcome {
+            Outcome::Retry { reason, .. } | Outcome::Busy { reason, .. } => reason.clone(),
+            Outcome::Done | Outcome::Fail { .. } => return outcome,
+        };
+        let down = match self.store.health().state() {
+            StoreState::Down(why) => Some(why),
+            StoreState::Up => match self.store.check_ready().await {
+                Err(e) if e.is_unavailable() => Some(e.to_string()),
+                _ => None,
+            },
+        };
+        match (down, outcome) {
+            (None, outcome) | (Some(_), outcome @ Outcome::Busy { .. }) => outcome,
+            (Some(why), _) => Outcome::Busy {
+                after: PROBE_EVERY,
+                reason: format!("{why} (the attempt failed with: {reason})"),
+            },
         }
     }
 

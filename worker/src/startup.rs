@@ -175,6 +175,11 @@ pub async fn run(
             shutdown.clone(),
         ));
     }
+    tokio::spawn(crate::store::watch::watch(
+        worker.router.store.clone(),
+        worker.router.audit.clone(),
+        shutdown.clone(),
+    ));
     let dispatcher = tokio::spawn(worker.dispatcher.run(shutdown.clone()));
     if let Some(listener) = worker.metrics_listener {
         tracing::info!(url = %listener.url(), "worker metrics at /metrics");

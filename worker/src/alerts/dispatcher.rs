@@ -108,7 +108,11 @@ impl Dispatcher {
     /// Drains the outbox whenever woken or every `poll`, until `shutdown`.
     pub async fn run(self, shutdown: CancellationToken) {
         loop {
-            if let Err(e) = self.drain(&shutdown).await {
+            // The outbox is in the store: nothing to drain while it cannot be reached (said once,
+            // by the store's watch), and a warning every poll would only repeat that.
+            if self.store.health().is_up()
+                && let Err(e) = self.drain(&shutdown).await
+            {
                 tracing::warn!(error = %e, "alert outbox not drained; trying again");
             }
             tokio::select! {

@@ -147,7 +147,10 @@ impl AuditLog {
     ///
     /// # Errors
     /// [`AuditError`] when the record cannot be written or synced. A head that cannot be stored is
-    /// logged, not returned: the record itself is safe, and `audit verify` will flag the chain.
+    /// logged, not returned: the record itself is safe, and the next record that reaches the store
+    /// stores the chain's head (and name) anew — each head replaces the last — so `audit verify`
+    /// flags the chain only until then (a worker writes such a record when its store answers
+    /// again, see [`crate::store::watch`]).
     pub async fn record(&self, entry: Entry) -> Result<AuditRecord, AuditError> {
         let inner = &self.inner;
         let mut state = inner.state.lock().await;
@@ -237,8 +240,9 @@ impl AuditLog {
         match result {
             Ok(_) => true,
             Err(e) => {
-                tracing::error!(error = %e, chain, seq = head.seq,
-                    "could not record the audit chain's head in the store; `audit verify` will flag this chain");
+                tracing::warn!(error = %e, chain, seq = head.seq,
+                    "could not record the audit chain's head in the store; the chain's next record \
+                     stores it once the store answers again (until then `audit verify` flags this chain)");
                 false
             }
         }

@@ -100,6 +100,12 @@ static JIRA_UP: LazyLock<IntGauge> = LazyLock::new(|| {
         "1 while Jira takes the worker's requests; 0 while it refuses the credentials or cannot be reached (the worker then takes no work)",
     ))
 });
+static STORE_UP: LazyLock<IntGauge> = LazyLock::new(|| {
+    registered(IntGauge::new(
+        "hookbridge_store_up",
+        "1 while the worker's store (Redis or embedded) answers; 0 while it cannot be reached (the worker then takes no work, and messages use up no attempts)",
+    ))
+});
 static DEPTH_ERRORS: LazyLock<Counter> = LazyLock::new(|| {
     registered(Counter::new(
         "hookbridge_worker_queue_depth_errors_total",
@@ -138,6 +144,7 @@ pub fn register_all() {
     LazyLock::force(&SLACK_ALERTS);
     LazyLock::force(&DEPTH_ERRORS);
     JIRA_UP.set(1);
+    STORE_UP.set(1);
 }
 
 /// The `source` and `event` labels of a message: from its envelope, the event name kept only
@@ -226,6 +233,11 @@ pub fn slack_alerts(outcome: &str, count: usize) {
 /// Whether Jira takes the worker's requests (see [`crate::jira::health`]).
 pub fn jira_up(up: bool) {
     JIRA_UP.set(i64::from(up));
+}
+
+/// Whether the store answers (see [`crate::store::health`]).
+pub fn store_up(up: bool) {
+    STORE_UP.set(i64::from(up));
 }
 
 /// A scrape could not read the queue's depth.

@@ -27,6 +27,12 @@
 //!   machine); compare-and-set runs in one `BEGIN IMMEDIATE` transaction.
 //! - [`keys`]: every key and list the worker uses, with its value type; [`lock`]: waiting for a
 //!   lock and keeping it alive while working.
+//! - [`health`] and [`watch`]: whether the store answers; a store that cannot be reached stops the
+//!   consumer (messages wait without using up attempts) until a probe finds it back.
+//!
+//! Errors are sorted by what the pipeline should do ([`StoreError`]): *unavailable* (the store
+//! cannot be reached: wait, no attempt used), *failed* (it answered with an error that may repeat:
+//! retry, one attempt used) or *corrupt* (dead-letter now).
 //!
 //! Both backends have identical semantics and are run through the same conformance tests
 //! (`tests/tests/it/store.rs`). Expired entries are treated as absent everywhere. A lock whose TTL
@@ -34,15 +40,18 @@
 //! extensions and unlocks fail from that moment.
 
 pub mod embedded;
+pub mod health;
 pub mod keys;
 pub mod lock;
 pub mod redis;
 pub mod transaction;
+pub mod watch;
 
 use std::path::Path;
 use std::time::Duration;
 
 pub use embedded::EmbeddedStore;
+pub use health::StoreHealth;
 pub use keys::{LockName, StoreKey};
 pub use redis::RedisStore;
 pub use transaction::{StoreCounters, StoreList, Transaction, Versioned};
@@ -74,10 +83,19 @@ pub enum Store {
 /// What can go wrong talking to the store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// The backend could not be reached or did not answer in time (also: Redis refused the
-    /// credentials, the SQLite file could not be opened). Worth retrying later.
+    /// The backend could not be reached or did not answer in time: connection refused, reset or
+    /// dropped, an I/O error, a timeout, Redis still loading its data or refusing the credentials,
+    /// the SQLite file locked by another process past the busy timeout or not openable. Not the
+    /// operation's fault: it succeeds once the store is back, so a message meeting this waits
+    /// without using up an attempt (see [`health`]).
     #[error("store unavailable: {0}")]
     Unavailable(String),
+    /// The backend answered, with an error that may well repeat for this operation (a Lua script
+    /// error, Redis out of memory, a SQLite constraint or a full disk). Worth retrying a few times,
+    /// each retry one of the message's attempts, so that a message that always fails this way
+    /// still ends in the dead-letter queue.
+    #[error("store error: {0}")]
+    Failed(String),
     /// The backend answered with data the store did not write (wrong Redis type at one of our keys,
     /// a damaged SQLite file, a schema from a newer hookbridge). Retrying will not help.
     #[error("store data corrupt: {0}")]
@@ -85,8 +103,14 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    /// Whether retrying the operation later may succeed; the pipeline's retry decision.
+    /// Whether retrying the operation later may succeed ([`Unavailable`](Self::Unavailable) or
+    /// [`Failed`](Self::Failed)).
     pub fn is_transient(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_) | StoreError::Failed(_))
+    }
+
+    /// Whether the store could not be reached at all: systemic, not the operation's fault.
+    pub fn is_unavailable(&self) -> bool {
         matches!(self, StoreError::Unavailable(_))
     }
 }
@@ -129,14 +153,34 @@ impl Store {
     }
 
     /// Answers whether the backend can serve requests right now (Redis `PING`, a read of the
-    /// SQLite file).
+    /// SQLite file), and records the answer in [`health`](Self::health): marked down when it
+    /// cannot be reached, up when it answers.
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] when it cannot.
     pub async fn check_ready(&self) -> Result<(), StoreError> {
-        match self {
+        let result = match self {
             Store::Redis(s) => s.check_ready().await,
             Store::Embedded(s) => s.check_ready().await,
+        };
+        match &result {
+            Ok(()) => {
+                self.health().mark_up();
+            }
+            Err(e) if e.is_unavailable() => {
+                self.health().mark_down(&e.to_string());
+            }
+            Err(_) => {}
+        }
+        result
+    }
+
+    /// Whether the store answers, as the last probe found it; shared by every clone of this
+    /// handle (see [`health`]).
+    pub fn health(&self) -> &StoreHealth {
+        match self {
+            Store::Redis(s) => s.health(),
+            Store::Embedded(s) => s.health(),
         }
     }
 
@@ -455,8 +499,12 @@ mod tests {
     }
 
     #[test]
-    fn only_unavailable_is_transient() {
+    fn unavailable_and_failed_are_transient_only_unavailable_is_systemic() {
         assert!(StoreError::Unavailable("down".into()).is_transient());
+        assert!(StoreError::Unavailable("down".into()).is_unavailable());
+        assert!(StoreError::Failed("script".into()).is_transient());
+        assert!(!StoreError::Failed("script".into()).is_unavailable());
         assert!(!StoreError::Corrupt("bad".into()).is_transient());
+        assert!(!StoreError::Corrupt("bad".into()).is_unavailable());
     }
 }

@@ -20,7 +20,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{Connection, ErrorCode, OptionalExtension, TransactionBehavior, params};
 
-use super::{LockGuard, StoreError, ttl_ms};
+use super::{LockGuard, StoreError, StoreHealth, ttl_ms};
 
 mod slots;
 mod transaction;
@@ -78,6 +78,7 @@ struct Inner {
     /// `synchronous=OFF`: they are taken for every Jira request and are worthless after a power
     /// loss, so they must not pay an fsync each or queue behind the store's durable writes.
     slots: Mutex<Connection>,
+    health: StoreHealth,
 }
 
 /// The SQLite-backed store; cheap to clone (clones share one connection, used on the blocking
@@ -95,27 +96,49 @@ impl std::fmt::Debug for EmbeddedStore {
     }
 }
 
-/// Sorts a SQLite error into "try again later" and "this file is not what we wrote".
+/// Sorts a SQLite error: the file cannot be used right now (wait for it), this statement failed
+/// (retry), or the file is not what we wrote (give up).
+///
+/// Unavailable: `SQLITE_BUSY` / `SQLITE_LOCKED` (another process held the write lock past the
+/// busy timeout), `SQLITE_IOERR`, `SQLITE_CANTOPEN`, `SQLITE_PROTOCOL` (WAL lock contention) —
+/// nothing about the statement, everything about the file or the processes sharing it.
 fn store_error(e: rusqlite::Error) -> StoreError {
     use rusqlite::Error as E;
-    let corrupt = match &e {
-        E::SqliteFailure(f, _) => {
-            matches!(f.code, ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase)
-        }
+    let (corrupt, unreachable) = match &e {
+        E::SqliteFailure(f, _) => (
+            matches!(f.code, ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase),
+            matches!(
+                f.code,
+                ErrorCode::DatabaseBusy
+                    | ErrorCode::DatabaseLocked
+                    | ErrorCode::SystemIoFailure
+                    | ErrorCode::CannotOpen
+                    | ErrorCode::FileLockingProtocolFailed
+            ),
+        ),
         E::InvalidColumnType(..)
         | E::FromSqlConversionFailure(..)
-        | E::IntegralValueOutOfRange(..) => true,
-        _ => false,
+        | E::IntegralValueOutOfRange(..) => (true, false),
+        _ => (false, false),
     };
     if corrupt {
         StoreError::Corrupt(format!("embedded store: {e}"))
-    } else {
+    } else if unreachable {
         StoreError::Unavailable(format!("embedded store: {e}"))
+    } else {
+        StoreError::Failed(format!("embedded store: {e}"))
     }
 }
 
+/// The file or its directory cannot be opened.
 fn unavailable(e: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(format!("embedded store: {e}"))
+}
+
+/// This process cannot run the statement (its connection's lock was poisoned by a panic, or the
+/// blocking task died).
+fn failed(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Failed(format!("embedded store: {e}"))
 }
 
 fn now_ms() -> i64 {
@@ -204,12 +227,18 @@ impl EmbeddedStore {
                 path: path.to_owned(),
                 conn: Mutex::new(conn),
                 slots: Mutex::new(slots),
+                health: StoreHealth::default(),
             }),
         })
     }
 
     pub fn path(&self) -> &Path {
         &self.inner.path
+    }
+
+    /// Whether the file answers, as the last probe found it (shared by every clone).
+    pub fn health(&self) -> &StoreHealth {
+        &self.inner.health
     }
 
     /// Runs `f` with this process's store connection on the blocking pool.
@@ -229,11 +258,11 @@ impl EmbeddedStore {
     ) -> Result<T, StoreError> {
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
-            let mut conn = pick(&inner).lock().map_err(unavailable)?;
+            let mut conn = pick(&inner).lock().map_err(failed)?;
             f(&mut conn)
         })
         .await
-        .map_err(unavailable)?
+        .map_err(failed)?
     }
 
     /// # Errors
@@ -499,6 +528,30 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+
+    fn sqlite(code: std::ffi::c_int) -> rusqlite::Error {
+        rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), None)
+    }
+
+    #[test]
+    fn a_locked_or_unreadable_file_is_unavailable_a_failing_statement_is_not() {
+        use rusqlite::ffi;
+        for code in [
+            ffi::SQLITE_BUSY,
+            ffi::SQLITE_LOCKED,
+            ffi::SQLITE_IOERR,
+            ffi::SQLITE_CANTOPEN,
+        ] {
+            let err = store_error(sqlite(code));
+            assert!(matches!(err, StoreError::Unavailable(_)), "{err}");
+        }
+        for code in [ffi::SQLITE_CONSTRAINT, ffi::SQLITE_FULL, ffi::SQLITE_ERROR] {
+            let err = store_error(sqlite(code));
+            assert!(matches!(err, StoreError::Failed(_)), "{err}");
+        }
+        let err = store_error(sqlite(ffi::SQLITE_CORRUPT));
+        assert!(matches!(err, StoreError::Corrupt(_)), "{err}");
+    }
 
     fn open(dir: &tempfile::TempDir) -> EmbeddedStore {
         EmbeddedStore::open(&dir.path().join("nested").join("store.db")).unwrap()

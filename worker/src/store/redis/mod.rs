@@ -31,7 +31,7 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, ErrorKind, RedisError, Script};
 
-use super::{LockGuard, StoreError, ttl_ms};
+use super::{LockGuard, StoreError, StoreHealth, ttl_ms};
 
 mod transaction;
 
@@ -139,6 +139,7 @@ pub struct RedisStore {
     conn: ConnectionManager,
     prefix: String,
     scripts: std::sync::Arc<Scripts>,
+    health: StoreHealth,
 }
 
 impl fmt::Debug for RedisStore {
@@ -150,13 +151,41 @@ impl fmt::Debug for RedisStore {
     }
 }
 
-/// Sorts a Redis error into "try again later" and "this data is not ours".
+/// Sorts a Redis error: Redis cannot be reached (wait for it), it answered with an error that
+/// may repeat (retry), or with data that is not ours (give up).
 fn store_error(e: RedisError) -> StoreError {
     let corrupt = e.kind() == ErrorKind::UnexpectedReturnType || e.code() == Some("WRONGTYPE");
     if corrupt {
         StoreError::Corrupt(format!("redis: {e}"))
-    } else {
+    } else if unreachable(&e) {
         StoreError::Unavailable(format!("redis: {e}"))
+    } else {
+        StoreError::Failed(format!("redis: {e}"))
+    }
+}
+
+/// Whether `e` says Redis cannot serve anyone right now, rather than that this command failed:
+/// - no answer: any I/O error — connection refused, reset or dropped ("broken pipe"), a timeout
+///   (the client's response timeout is an I/O `TimedOut`);
+/// - an answer meaning "not now, nor for anyone": `LOADING` (restarting, reading its data back),
+///   `BUSY` (a script runs past its time limit), `TRYAGAIN`, `MASTERDOWN`, `CLUSTERDOWN`,
+///   `READONLY` (a replica, e.g. after a failover);
+/// - refused credentials (`NOAUTH`, `WRONGPASS`, or the handshake's authentication failure): every
+///   command fails alike until the configuration is fixed.
+///
+/// Everything else — a Lua script error (`ERR ... script`), `OOM`, `NOSCRIPT`, `EXECABORT`, a parse
+/// error, anything unknown — may be this command's own failure and is retried as the message's.
+fn unreachable(e: &RedisError) -> bool {
+    use redis::ServerErrorKind as S;
+    if e.is_io_error() || e.is_connection_refusal() || e.is_timeout() || e.is_connection_dropped() {
+        return true;
+    }
+    match e.kind() {
+        ErrorKind::AuthenticationFailed => true,
+        ErrorKind::Server(
+            S::BusyLoading | S::TryAgain | S::MasterDown | S::ClusterDown | S::ReadOnly,
+        ) => true,
+        _ => matches!(e.code(), Some("BUSY" | "NOAUTH" | "WRONGPASS")),
     }
 }
 
@@ -202,6 +231,7 @@ impl RedisStore {
         Ok(Self {
             conn,
             prefix: prefix.to_owned(),
+            health: StoreHealth::default(),
             scripts: std::sync::Arc::new(Scripts {
                 acquire: Script::new(ACQUIRE),
                 extend: Script::new(EXTEND),
@@ -241,6 +271,11 @@ impl RedisStore {
 
     fn list_key(&self, key: &str) -> String {
         format!("{}list:{key}", self.prefix)
+    }
+
+    /// Whether Redis answers, as the last probe found it (shared by every clone).
+    pub fn health(&self) -> &StoreHealth {
+        &self.health
     }
 
     /// # Errors
@@ -439,6 +474,77 @@ impl RedisStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The error Redis answers with `line` (a RESP error line, e.g. `-LOADING ...`).
+    fn server_error(line: &str) -> RedisError {
+        let value =
+            redis::parse_redis_value(format!("{line}\r\n").as_bytes()).expect("a RESP error line");
+        match value.extract_error() {
+            Err(e) => e,
+            Ok(v) => panic!("not an error: {v:?}"),
+        }
+    }
+
+    #[test]
+    fn redis_unreachable_is_unavailable_and_waits() {
+        use std::io;
+        let unreachable = [
+            RedisError::from(io::Error::from(io::ErrorKind::ConnectionRefused)),
+            RedisError::from(io::Error::from(io::ErrorKind::ConnectionReset)),
+            RedisError::from(io::Error::from(io::ErrorKind::BrokenPipe)),
+            RedisError::from(io::Error::from(io::ErrorKind::TimedOut)),
+            RedisError::from(io::Error::from(io::ErrorKind::UnexpectedEof)),
+            RedisError::from((ErrorKind::Io, "connection lost")),
+            RedisError::from((ErrorKind::AuthenticationFailed, "refused")),
+            server_error("-LOADING Redis is loading the dataset in memory"),
+            server_error("-BUSY Redis is busy running a script"),
+            server_error("-MASTERDOWN Link with MASTER is down"),
+            server_error("-READONLY You can't write against a read only replica."),
+            server_error("-NOAUTH Authentication required."),
+        ];
+        for e in unreachable {
+            let shown = e.to_string();
+            let err = store_error(e);
+            assert!(
+                matches!(err, StoreError::Unavailable(_)),
+                "{shown} -> {err:?}"
+            );
+            assert!(
+                matches!(
+                    crate::handler::Failure::from(err),
+                    crate::handler::Failure::Wait { .. }
+                ),
+                "{shown} must not use up an attempt"
+            );
+        }
+    }
+
+    #[test]
+    fn redis_answering_with_an_error_is_a_retry_and_wrong_data_a_failure() {
+        let repeating = [
+            server_error(
+                "-ERR user_script:3: Script attempted to access nonexistent global variable 'x' script: 1234, on @user_script:3.",
+            ),
+            server_error("-OOM command not allowed when used memory > 'maxmemory'."),
+            server_error("-NOSCRIPT No matching script."),
+            server_error("-EXECABORT Transaction discarded."),
+        ];
+        for e in repeating {
+            let shown = e.to_string();
+            let err = store_error(e);
+            assert!(matches!(err, StoreError::Failed(_)), "{shown} -> {err:?}");
+            assert!(
+                matches!(
+                    crate::handler::Failure::from(err),
+                    crate::handler::Failure::Retry { .. }
+                ),
+                "{shown} must use up an attempt (a poison message still dead-letters)"
+            );
+        }
+        let wrong_type =
+            server_error("-WRONGTYPE Operation against a key holding the wrong kind of value");
+        assert!(matches!(store_error(wrong_type), StoreError::Corrupt(_)));
+    }
 
     #[test]
     fn redacted_hides_the_password() {
