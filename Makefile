@@ -57,9 +57,10 @@ build:
 release:
 	$(CARGO) build --release --bins
 
-## Benchmarks (release build); figures go in the README.
+## Benchmarks (release build; installs wrk, the load generator, with apt if missing); figures go
+## in the README.
 bench: release
-	scripts/with-test-services.sh $(CARGO) bench -p hookbridge-tests
+	HOOKBRIDGE_NEED_WRK=1 scripts/with-test-services.sh $(CARGO) bench -p hookbridge-tests
 
 clean-test-env:
 	rm -rf .test-env

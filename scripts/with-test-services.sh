@@ -9,6 +9,8 @@
 #   HOOKBRIDGE_TEST_SQS_ENDPOINT  http://127.0.0.1:PORT
 #   AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1
 #
+# With HOOKBRIDGE_NEED_WRK=1 (make bench) it also installs wrk, the benchmarks' load generator.
+#
 # Why a script and not Docker: these machines have no Docker, but they do have apt and PyPI. moto is
 # installed into .test-env/venv (reused on later runs); logs are kept in .test-env/ for post-mortems.
 # The script exits with the command's status.
@@ -52,6 +54,11 @@ apt_install() {
 }
 
 # --- install what is missing -------------------------------------------------------------------
+# One install at a time: two first runs at once would each delete the other's half-made venv.
+if command -v flock >/dev/null 2>&1; then
+    exec 9>"$env_dir/install.lock"
+    flock 9
+fi
 if ! command -v redis-server >/dev/null 2>&1; then
     log "redis-server not found: installing it with apt-get"
     apt_install redis-server
@@ -73,6 +80,14 @@ if ! { [ -x "$venv/bin/moto_server" ] && "$venv/bin/python" -c 'import moto.serv
         tail -n 20 "$env_dir/pip.log" >&2
         die "pip install 'moto[server]' failed (full log: $env_dir/pip.log)"
     fi
+fi
+# The benchmarks' load generator (make bench sets HOOKBRIDGE_NEED_WRK=1).
+if [ "${HOOKBRIDGE_NEED_WRK:-0}" = 1 ] && ! command -v wrk >/dev/null 2>&1; then
+    log "wrk not found: installing it with apt-get"
+    apt_install wrk
+fi
+if command -v flock >/dev/null 2>&1; then
+    flock -u 9
 fi
 
 # --- pick two free ports (both sockets held open at once so they differ) ------------------------

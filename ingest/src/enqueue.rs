@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use hookbridge_shared::claim::ClaimStore;
-use hookbridge_shared::envelope::Envelope;
+use hookbridge_shared::envelope::OutgoingEnvelope;
 use hookbridge_shared::queue::{EmbeddedQueue, Queue, QueueError, ReceiveOptions};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -111,7 +111,7 @@ impl Enqueuer {
     ///
     /// # Errors
     /// [`IngestError::Unavailable`] when neither the queue nor the spool stored the event.
-    pub async fn enqueue(&self, mut envelope: Envelope) -> Result<Stored, IngestError> {
+    pub async fn enqueue(&self, mut envelope: OutgoingEnvelope) -> Result<Stored, IngestError> {
         let started = Instant::now();
         let backend = self.inner.queue.backend_name();
         let mut body = envelope.encode();
@@ -130,7 +130,7 @@ impl Enqueuer {
                 Ok(Err(QueueError::Rejected(reason))) => {
                     // Permanent: the spool would only offer it to the same refusal forever.
                     self.count_queue_error(backend);
-                    tracing::error!(delivery = %envelope.delivery, %reason, "the queue refused the event");
+                    tracing::error!(delivery = %envelope.head.delivery, %reason, "the queue refused the event");
                     return Err(IngestError::Unavailable(format!(
                         "the queue refused the event: {reason}"
                     )));
@@ -155,7 +155,7 @@ impl Enqueuer {
             Err(queue_error) => match &self.inner.spool {
                 Some(spool) if self.spool_full(spool) => {
                     self.count_queue_error("spool");
-                    tracing::error!(error = %queue_error, delivery = %envelope.delivery,
+                    tracing::error!(error = %queue_error, delivery = %envelope.head.delivery,
                         "queue unavailable and the spool is full (HOOKBRIDGE_SPOOL_MAX_MB): event refused");
                     Err(IngestError::Unavailable(format!(
                         "the event could not be stored ({queue_error}; the spool is full); \
@@ -164,7 +164,7 @@ impl Enqueuer {
                 }
                 Some(spool) => match spool.send(body).await {
                     Ok(_) => {
-                        tracing::warn!(error = %queue_error, delivery = %envelope.delivery,
+                        tracing::warn!(error = %queue_error, delivery = %envelope.head.delivery,
                             "queue unavailable; event kept in the local spool");
                         if let Some(m) = self.inner.metrics.get() {
                             m.spooled.inc();
@@ -227,22 +227,22 @@ impl Enqueuer {
             .unwrap_or_else(|e| e.into_inner()) = None;
     }
 
-    async fn claim_payload(&self, envelope: &mut Envelope) -> Result<(), IngestError> {
+    async fn claim_payload(&self, envelope: &mut OutgoingEnvelope) -> Result<(), IngestError> {
         let Some(payload) = envelope.payload.take() else {
             return Ok(());
         };
-        let bytes = Bytes::from(String::from(Box::<str>::from(payload)));
+        let bytes = payload.into_bytes();
         let claim = self.inner.claims.put(bytes).await.map_err(|e| {
-            tracing::error!(error = %e, delivery = %envelope.delivery, "claim store write failed");
+            tracing::error!(error = %e, delivery = %envelope.head.delivery, "claim store write failed");
             IngestError::Unavailable("the oversize event could not be stored aside".into())
         })?;
-        tracing::info!(delivery = %envelope.delivery, bytes = claim.bytes, sha256 = %claim.sha256,
+        tracing::info!(delivery = %envelope.head.delivery, bytes = claim.bytes, sha256 = %claim.sha256,
             claims = %self.inner.claims,
             "payload exceeds the queue message limit; stored with a claim check");
         if let Some(m) = self.inner.metrics.get() {
             m.claim_checks.inc();
         }
-        envelope.payload_claim = Some(claim);
+        envelope.head.payload_claim = Some(claim);
         Ok(())
     }
 

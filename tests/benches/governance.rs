@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use hookbridge_tests::ingest::http;
 use hookbridge_tests::jira_fake::{CrSpec, FakeConfig, JiraFake, JiraUser};
 use hookbridge_tests::process::{Proc, release_binary};
+use hookbridge_tests::stats::{ms, percentile};
 use hookbridge_worker::change_requests::record::CrKey;
 use hookbridge_worker::store::keys::CrRecordKey;
 use hookbridge_worker::store::{EMBEDDED_FILE_NAME, Store};
@@ -30,20 +31,6 @@ fn main() {
             run(redis).await;
         }
     });
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    #[allow(
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss,
-        clippy::cast_precision_loss
-    )]
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
 }
 
 /// Runs the release `hookbridge ARGS` as a CI job runs it — spawned, waited for, its output read

@@ -2,9 +2,10 @@
 //!
 //! Runs the release `hookbridge-ingest` (embedded queue, group commit) and, as the ceiling, a bare
 //! actix-web server doing the same HMAC check and JSON parse without storing anything (this same
-//! executable re-run as `HOOKBRIDGE_BENCH_ROLE=baseline`). Both get the same load: signed ~10 KB
-//! GitHub events from many keep-alive connections for a fixed time. Reports requests/s, p50/p99
-//! latency and the server's peak RSS. With `HOOKBRIDGE_TEST_SQS_ENDPOINT` set (make bench runs under
+//! executable re-run as `HOOKBRIDGE_BENCH_ROLE=baseline`). Both get the same load from `wrk` (2
+//! threads, 64 keep-alive connections, interleaved rounds): 2,000 distinct, realistic, signed
+//! `issues.opened` deliveries of ~10.5 KB. Reports requests/s, the ratio between the two, p50/p99
+//! latency and peak RSS; then how fast workers drain the embedded queue (receive + delete). With `HOOKBRIDGE_TEST_SQS_ENDPOINT` set (make bench runs under
 //! scripts/with-test-services.sh), it also measures SendMessage calls per event on SQS (moto).
 
 use std::io::{BufRead, BufReader};
@@ -14,7 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use hookbridge_shared::signature::sign_with;
-use hookbridge_tests::sqs;
+use hookbridge_tests::{realistic, sqs, wrk};
 
 const SECRET: &str = "bench-s3cret-5f1c9a";
 
@@ -59,6 +60,26 @@ impl Drop for Server {
 }
 
 impl Server {
+    /// CPU time the server has used so far (user + system), from `/proc/<pid>/stat`.
+    fn cpu_seconds(&self) -> f64 {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        // Fields after the command name (which may hold spaces) start at its closing parenthesis.
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map_or("", |(_, rest)| rest)
+            .split_whitespace()
+            .collect();
+        let ticks = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        // utime and stime are fields 14 and 15 of the line, 11 and 12 after the name.
+        (ticks(11) + ticks(12)) / clock_ticks_per_second()
+    }
+
     fn peak_rss_mib(&self) -> f64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
             .unwrap_or_default();
@@ -68,6 +89,15 @@ impl Server {
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
             .map_or(f64::NAN, |kb| kb / 1024.0)
     }
+}
+
+fn clock_ticks_per_second() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+        .unwrap_or(100.0)
 }
 
 /// Starts the ingest and reads its URL from the JSON start-up log line.
@@ -123,18 +153,9 @@ fn start_baseline() -> Server {
     }
 }
 
-/// A ~10 KB `issues.opened` payload.
+/// A realistic ~10 KB `issues.opened` payload.
 fn payload() -> Vec<u8> {
-    let body_text = "Steps to reproduce: run the job, watch it fail. ".repeat(190);
-    serde_json::to_vec(&serde_json::json!({
-        "action": "opened",
-        "issue": {"number": 42, "title": "Bench issue", "body": body_text,
-                  "html_url": "https://github.com/octo/bench/issues/42", "state": "open",
-                  "labels": [{"name": "bug"}], "user": {"login": "octocat"}},
-        "repository": {"full_name": "octo/bench"},
-        "sender": {"login": "octocat"}
-    }))
-    .expect("json")
+    realistic::issues_opened(1)
 }
 
 struct LoadResult {
@@ -231,14 +252,120 @@ async fn load_as(
     }
 }
 
-fn row(name: &str, r: &LoadResult, rss: f64) {
+/// Deliveries the benchmark cycles through (distinct bodies, ids and signatures).
+const DELIVERIES: u64 = 2000;
+
+/// Rounds per server, interleaved (baseline, ingest, baseline, ingest) so that a change in the
+/// machine's load during the run affects both alike.
+const ROUNDS: usize = 2;
+
+/// Both servers under the same wrk load; the ratio between them is the figure to watch (README,
+/// "Performance").
+async fn throughput(connections: usize, duration: Duration) {
+    let requests: Vec<Vec<u8>> = (0..DELIVERIES)
+        .map(|n| {
+            let body = realistic::issues_opened(n);
+            wrk::github_request(
+                "127.0.0.1",
+                SECRET,
+                &uuid::Uuid::new_v4().to_string(),
+                &body,
+            )
+        })
+        .collect();
+    let mean = (0..DELIVERIES)
+        .map(|n| realistic::issues_opened(n).len())
+        .sum::<usize>()
+        / DELIVERIES as usize;
+    let scratch = tempfile::tempdir().expect("temp dir");
+    wrk::prepare(scratch.path(), &requests);
     println!(
-        "| {name} | {:.0} | {:.2} | {:.2} | {} | {:.0} |",
-        r.requests as f64 / r.seconds,
+        "## ingest benchmark: wrk, 2 threads, {connections} connections, {} s x {ROUNDS} interleaved \
+         rounds, {DELIVERIES} distinct signed issues.opened deliveries (mean {:.1} kB)",
+        duration.as_secs(),
+        mean as f64 / 1000.0
+    );
+    println!();
+    println!(
+        "| server | round | requests/s | server CPU µs/request | p50 ms | p99 ms | max ms | non-2xx | socket errors |"
+    );
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    let baseline = start_baseline();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ingest = start_ingest(dir.path(), &[]);
+    // For attaching a profiler: `perf record -g -p <pid>` once the rounds run.
+    eprintln!(
+        "bare server pid {}, ingest pid {}",
+        baseline.child.id(),
+        ingest.child.id()
+    );
+    let warm = Duration::from_secs(1);
+    let _ = wrk::run(scratch.path(), &baseline.url, 2, connections, warm);
+    let _ = wrk::run(scratch.path(), &ingest.url, 2, connections, warm);
+    let (mut base_total, mut ingest_total) = (Vec::new(), Vec::new());
+    for round in 1..=ROUNDS {
+        for (server, name, total) in [
+            (
+                &baseline,
+                "actix-web alone (HMAC verify + JSON parse, 202, no storage)",
+                &mut base_total,
+            ),
+            (
+                &ingest,
+                "hookbridge-ingest, embedded queue (fsync'd group commit)",
+                &mut ingest_total,
+            ),
+        ] {
+            let cpu = server.cpu_seconds();
+            let r = wrk::run(scratch.path(), &server.url, 2, connections, duration);
+            wrk_row(name, round, &r, server.cpu_seconds() - cpu);
+            total.push(r);
+        }
+    }
+    let rate = |rs: &[wrk::WrkResult]| {
+        rs.iter().map(|r| r.requests).sum::<u64>() as f64
+            / rs.iter().map(|r| r.seconds).sum::<f64>()
+    };
+    let worst_p99 = |rs: &[wrk::WrkResult]| rs.iter().map(|r| r.p99_ms).fold(0.0, f64::max);
+    println!();
+    println!(
+        "ingest / bare server = {:.0} / {:.0} requests/s = **{:.2}x**; ingest p99 (worst round) {:.2} ms; \
+         non-2xx {}; peak RSS: ingest {:.0} MiB, bare server {:.0} MiB",
+        rate(&ingest_total),
+        rate(&base_total),
+        rate(&ingest_total) / rate(&base_total),
+        worst_p99(&ingest_total),
+        ingest_total
+            .iter()
+            .map(|r| r.non_2xx + r.socket_errors)
+            .sum::<u64>(),
+        ingest.peak_rss_mib(),
+        baseline.peak_rss_mib()
+    );
+    let commits = metric(&ingest.url, "hookbridge_queue_write_calls_total").await;
+    let accepted = metric_sum(
+        &ingest.url,
+        "hookbridge_http_requests_total{route=\"/webhooks/github\",status=\"202\"}",
+    )
+    .await;
+    if let (Some(c), Some(a)) = (commits, accepted) {
+        println!(
+            "embedded queue: {a:.0} events in {c:.0} commits = {:.1} events per fsync'd commit",
+            a / c.max(1.0)
+        );
+    }
+}
+
+fn wrk_row(name: &str, round: usize, r: &wrk::WrkResult, cpu_seconds: f64) {
+    println!(
+        "| {name} | {round} | {:.0} | {:.1} | {:.2} | {:.2} | {:.1} | {} | {} |",
+        r.per_second(),
+        cpu_seconds * 1e6 / r.requests.max(1) as f64,
         r.p50_ms,
         r.p99_ms,
-        r.errors,
-        rss
+        r.max_ms,
+        r.non_2xx,
+        r.socket_errors
     );
 }
 
@@ -252,49 +379,87 @@ async fn run() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(10);
     let duration = Duration::from_secs(seconds);
-    println!(
-        "## ingest benchmark: {connections} connections, {seconds} s per run, ~10 KB signed events"
-    );
-    println!();
-    println!("| server | requests/s | p50 ms | p99 ms | errors | peak RSS MiB |");
-    println!("| --- | --- | --- | --- | --- | --- |");
-
-    let baseline = start_baseline();
-    let _ = load(&baseline.url, connections, Duration::from_secs(1), None).await;
-    let r = load(&baseline.url, connections, duration, None).await;
-    row(
-        "actix-web alone (verify + parse, no storage)",
-        &r,
-        baseline.peak_rss_mib(),
-    );
-    drop(baseline);
-
-    let dir = tempfile::tempdir().expect("temp dir");
-    let ingest = start_ingest(dir.path(), &[]);
-    let _ = load(&ingest.url, connections, Duration::from_secs(1), None).await;
-    let r = load(&ingest.url, connections, duration, None).await;
-    row(
-        "hookbridge-ingest, embedded queue (fsync'd group commit)",
-        &r,
-        ingest.peak_rss_mib(),
-    );
-    let commits = metric(&ingest.url, "hookbridge_queue_write_calls_total").await;
-    let accepted = metric_sum(
-        &ingest.url,
-        "hookbridge_http_requests_total{route=\"/webhooks/github\",status=\"202\"}",
-    )
-    .await;
-    drop(ingest);
-
-    println!();
-    if let (Some(c), Some(a)) = (commits, accepted) {
-        println!(
-            "embedded queue: {a:.0} events in {c:.0} commits = {:.1} events per fsync'd commit",
-            a / c.max(1.0)
-        );
+    // BENCH_ONLY=throughput or =consume runs one section (for profiling and comparing builds).
+    let only = std::env::var("BENCH_ONLY").ok();
+    if only.as_deref() != Some("consume") {
+        throughput(connections, duration).await;
+    }
+    if only.as_deref() != Some("throughput") {
+        consume().await;
+    }
+    if only.is_some() {
+        return;
     }
     sqs_calls_per_event(connections).await;
     attacks(connections, duration).await;
+}
+
+/// The worker's side of the embedded queue: 16 consumers receiving up to 10 messages at a time and
+/// deleting each batch, on a queue pre-filled with realistic envelopes. (The ingest must not buy
+/// its speed with a slower consumer.)
+async fn consume() {
+    use hookbridge_shared::queue::ReceiveOptions;
+    use hookbridge_shared::queue::embedded::{EmbeddedOptions, EmbeddedQueue};
+    const MESSAGES: u64 = 20_000;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let queue =
+        EmbeddedQueue::open(EmbeddedOptions::in_dir(dir.path(), "queue.db")).expect("queue");
+    for chunk in (0..MESSAGES).collect::<Vec<_>>().chunks(500) {
+        let bodies = chunk
+            .iter()
+            .map(|n| {
+                let payload: serde_json::Value =
+                    serde_json::from_slice(&realistic::issues_opened(*n)).expect("json");
+                bytes::Bytes::from(hookbridge_tests::github::envelope(
+                    "issues",
+                    &format!("bench-{n}"),
+                    &payload,
+                ))
+            })
+            .collect();
+        for sent in queue.send_batch(bodies).await {
+            sent.expect("send");
+        }
+    }
+    let started = Instant::now();
+    let consumers: Vec<_> = (0..16)
+        .map(|_| {
+            let queue = queue.clone();
+            tokio::spawn(async move {
+                let mut done = 0u64;
+                loop {
+                    let got = queue
+                        .receive(ReceiveOptions {
+                            max_messages: 10,
+                            wait: Duration::from_millis(200),
+                            visibility: Duration::from_secs(60),
+                        })
+                        .await
+                        .expect("receive");
+                    if got.is_empty() {
+                        return done;
+                    }
+                    let handles: Vec<_> = got.iter().map(|m| m.handle.clone()).collect();
+                    for deleted in queue.delete_batch(&handles).await {
+                        deleted.expect("delete");
+                    }
+                    done += got.len() as u64;
+                }
+            })
+        })
+        .collect();
+    let mut total = 0;
+    for consumer in consumers {
+        total += consumer.await.expect("consumer");
+    }
+    // The last empty long poll of each consumer is not work.
+    let seconds = started.elapsed().as_secs_f64() - 0.2;
+    println!();
+    println!(
+        "embedded queue, worker side: {total} of {MESSAGES} realistic envelopes received and deleted \
+         by 16 consumers (batches of 10) at {:.0} messages/s",
+        total as f64 / seconds
+    );
 }
 
 /// What callers without the secret can do to the ingest (README, "Reliability"): a flood of

@@ -156,6 +156,21 @@ pub fn opened_payload_of_size(issue: &GithubIssue, bytes: usize) -> Vec<u8> {
     serde_json::to_vec_pretty(&issue.event("opened")).expect("payload is JSON")
 }
 
+/// An `issues.opened` payload of about `bytes` bytes whose body text no compressor can shrink
+/// (hex of a SHA-256 chain: no repeats for LZ4 to find), for tests about bytes on disk.
+pub fn incompressible_opened_payload(issue: &GithubIssue, bytes: usize) -> Vec<u8> {
+    use sha2::{Digest, Sha256};
+    let mut issue = issue.clone();
+    let mut block = Sha256::digest(issue.html_url().as_bytes()).to_vec();
+    let mut text = String::with_capacity(bytes);
+    while text.len() < bytes {
+        block = Sha256::digest(&block).to_vec();
+        text.push_str(&hex::encode(&block));
+    }
+    issue.body = text;
+    serde_json::to_vec(&issue.event("opened")).expect("payload is JSON")
+}
+
 /// One webhook request as a provider sends it: headers and the exact body bytes.
 #[derive(Debug, Clone)]
 pub struct Delivery {

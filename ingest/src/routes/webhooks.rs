@@ -10,10 +10,10 @@ use std::collections::BTreeMap;
 use actix_web::http::header::CONTENT_TYPE;
 use actix_web::{HttpRequest, HttpResponse, web};
 use bytes::Bytes;
-use hookbridge_shared::envelope::{DeliveryId, Envelope, Source};
+use hookbridge_shared::envelope::{DeliveryId, JsonObject, OutgoingEnvelope, Source};
 use hookbridge_shared::signature::{StreamingCheck, Verified};
 use serde::Deserialize;
-use serde_json::value::RawValue;
+use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
 use super::MAX_BODY_BYTES;
@@ -158,28 +158,24 @@ fn kept_headers(req: &HttpRequest, names: &[&str]) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// The JSON document of the body: the body itself, or the `payload=` field of a form.
-fn json_document(verified: Verified, encoding: BodyEncoding) -> Result<Box<RawValue>, IngestError> {
-    let text = match encoding {
-        BodyEncoding::Json => String::from_utf8(verified.into_bytes().to_vec())
-            .map_err(|_| IngestError::BadRequest("body is not valid UTF-8".into()))?,
+/// The JSON document of the body (the body itself, or the `payload=` field of a form), checked to
+/// be one JSON object, with the fields of `H` read in the same pass.
+fn json_document<H: DeserializeOwned>(
+    verified: Verified,
+    encoding: BodyEncoding,
+) -> Result<(JsonObject, H), IngestError> {
+    let document = match encoding {
+        BodyEncoding::Json => verified.into_bytes(),
         BodyEncoding::Form => {
             let fields: Vec<(String, String)> = serde_urlencoded::from_bytes(verified.bytes())
                 .map_err(|e| IngestError::BadRequest(format!("malformed form body: {e}")))?;
             fields
                 .into_iter()
-                .find_map(|(k, v)| (k == "payload").then_some(v))
+                .find_map(|(k, v)| (k == "payload").then_some(Bytes::from(v)))
                 .ok_or_else(|| IngestError::BadRequest("form body has no payload= field".into()))?
         }
     };
-    let raw = RawValue::from_string(text)
-        .map_err(|e| IngestError::BadRequest(format!("malformed JSON: {e}")))?;
-    if !raw.get().trim_start().starts_with('{') {
-        return Err(IngestError::BadRequest(
-            "malformed JSON: the payload must be an object".into(),
-        ));
-    }
-    Ok(raw)
+    JsonObject::parse(document).map_err(IngestError::BadRequest)
 }
 
 #[derive(Deserialize)]
@@ -221,9 +217,7 @@ pub async fn github(
     let event = required_header(&req, "x-github-event")?.to_owned();
     let delivery = DeliveryId::parse(required_header(&req, "x-github-delivery")?)
         .map_err(|e| IngestError::BadRequest(format!("X-GitHub-Delivery: {e}")))?;
-    let document = json_document(verified, encoding)?;
-    let head: GithubHead = serde_json::from_str(document.get())
-        .map_err(|e| IngestError::BadRequest(format!("malformed JSON: {e}")))?;
+    let (document, head) = json_document::<GithubHead>(verified, encoding)?;
     if event == "ping" {
         tracing::info!(delivery = %delivery, "GitHub ping");
         return Ok(HttpResponse::Ok().json(serde_json::json!({"status": "pong"})));
@@ -232,7 +226,7 @@ pub async fn github(
         tracing::debug!(delivery = %delivery, event = %event, "ignored by configuration");
         return Ok(HttpResponse::Ok().json(serde_json::json!({"status": "ignored"})));
     }
-    let envelope = Envelope::new(
+    let envelope = OutgoingEnvelope::new(
         Source::Github,
         event,
         head.action,
@@ -240,9 +234,9 @@ pub async fn github(
         kept_headers(&req, GITHUB_HEADERS),
         document,
     );
-    let (event, action) = (envelope.event.clone(), envelope.action.clone());
+    let (event, action) = (envelope.head.event.clone(), envelope.head.action.clone());
     let stored = state.enqueuer.enqueue(envelope).await?;
-    tracing::info!(source = "github", delivery = %delivery, event = %event,
+    tracing::debug!(source = "github", delivery = %delivery, event = %event,
         action = action.as_deref().unwrap_or(""), "event queued");
     Ok(queued(stored, &delivery))
 }
@@ -273,9 +267,7 @@ pub async fn jira(
                 .map_err(|e| IngestError::BadRequest(e.to_string()))?
         }
     };
-    let document = json_document(verified, encoding)?;
-    let head: JiraHead = serde_json::from_str(document.get())
-        .map_err(|e| IngestError::BadRequest(format!("malformed JSON: {e}")))?;
+    let (document, head) = json_document::<JiraHead>(verified, encoding)?;
     let event = head
         .webhook_event
         .filter(|e| !e.is_empty())
@@ -283,7 +275,7 @@ pub async fn jira(
     if !state.settings.filters.wants_jira(&event) {
         return Ok(HttpResponse::Ok().json(serde_json::json!({"status": "ignored"})));
     }
-    let envelope = Envelope::new(
+    let envelope = OutgoingEnvelope::new(
         Source::Jira,
         event.clone(),
         head.issue_event_type_name,
@@ -292,6 +284,6 @@ pub async fn jira(
         document,
     );
     let stored = state.enqueuer.enqueue(envelope).await?;
-    tracing::info!(source = "jira", delivery = %delivery, event = %event, "event queued");
+    tracing::debug!(source = "jira", delivery = %delivery, event = %event, "event queued");
     Ok(queued(stored, &delivery))
 }

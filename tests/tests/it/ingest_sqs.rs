@@ -11,7 +11,9 @@ use aws_sdk_sqs::types::QueueAttributeName;
 use hookbridge_shared::claim::ClaimStore;
 use hookbridge_shared::envelope::{Envelope, Source};
 use hookbridge_shared::queue::embedded::{EmbeddedOptions, EmbeddedQueue};
-use hookbridge_tests::github::{Delivery, GithubIssue, opened_payload_of_size};
+use hookbridge_tests::github::{
+    Delivery, GithubIssue, incompressible_opened_payload, opened_payload_of_size,
+};
 use hookbridge_tests::ingest::{IngestBuilder, PATIENCE, TestIngest, http};
 use hookbridge_tests::sqs::{self, endpoint};
 use serde_json::Value;
@@ -512,7 +514,9 @@ async fn a_full_spool_answers_503() {
     let mut spooled = 0;
     let mut refused = None;
     for n in 1..=12 {
-        let payload = opened_payload_of_size(&GithubIssue::new("octo-org/api", n), 200 * 1024);
+        // Incompressible, so that the spool's file grows by what it is sent.
+        let payload =
+            incompressible_opened_payload(&GithubIssue::new("octo-org/api", n), 200 * 1024);
         let delivery = Delivery::github_raw("issues", payload).signed(SECRET);
         let (status, retry_after, body) = post(&ingest, &delivery).await;
         match status {

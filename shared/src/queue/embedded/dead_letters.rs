@@ -7,22 +7,29 @@ use std::time::Duration;
 use bytes::Bytes;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
-use super::{EmbeddedQueue, now_ms, split_handle, to_time, unavailable};
+use super::{EmbeddedQueue, codec, now_ms, split_handle, to_time, unavailable};
 use crate::queue::{DeadLetter, Progress, QueueDepth, QueueError, Received, Redriven};
 
 /// Dead letters moved back per transaction by `redrive_all`.
 const REDRIVE_BATCH: usize = 100;
 
 const SELECT_DEAD_LETTER: &str =
-    "SELECT id, body, receive_count, sent_at, last_error FROM dead_letters";
+    "SELECT id, body, receive_count, sent_at, last_error, codec FROM dead_letters";
 
 fn dead_letter_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<DeadLetter> {
+    let stored: Vec<u8> = row.get(1)?;
+    let codec: i64 = row.get(5)?;
+    let (body, last_error) = match codec::unpack(codec, stored.clone()) {
+        Ok(body) => (body, row.get(4)?),
+        // Shown as stored, with the reason it could not be read.
+        Err(e) => (Bytes::from(stored), Some(e.to_string())),
+    };
     Ok(DeadLetter {
         id: row.get(0)?,
-        body: Bytes::from(row.get::<_, Vec<u8>>(1)?),
+        body,
         receive_count: row.get(2)?,
         sent_at: to_time(row.get(3)?),
-        last_error: row.get(4)?,
+        last_error,
     })
 }
 
@@ -37,8 +44,8 @@ fn move_back(conn: &mut Connection, ids: &[String]) -> Result<u64, QueueError> {
     for id in ids {
         // OR IGNORE: a message already back on the queue under this id stays as it is.
         tx.execute(
-            "INSERT OR IGNORE INTO messages (id, body, sent_at, visible_at, receive_count)
-             SELECT id, body, sent_at, ?1, 0 FROM dead_letters WHERE id = ?2",
+            "INSERT OR IGNORE INTO messages (id, body, codec, sent_at, visible_at, receive_count)
+             SELECT id, body, codec, sent_at, ?1, 0 FROM dead_letters WHERE id = ?2",
             params![now, id],
         )
         .map_err(unavailable)?;
@@ -62,8 +69,8 @@ impl EmbeddedQueue {
                 let moved = tx
                     .execute(
                         "INSERT OR REPLACE INTO dead_letters
-                             (id, body, sent_at, receive_count, dead_at, last_error)
-                         SELECT id, body, sent_at, receive_count, ?1, ?2
+                             (id, body, codec, sent_at, receive_count, dead_at, last_error)
+                         SELECT id, body, codec, sent_at, receive_count, ?1, ?2
                          FROM messages WHERE id = ?3 AND receipt = ?4",
                         params![now_ms(), reason, id, receipt],
                     )

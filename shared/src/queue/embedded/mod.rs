@@ -7,9 +7,10 @@
 //! in one transaction (group commit), so the cost of an fsync is shared by all concurrent requests.
 //! Copying the write-ahead log back into the database file (a checkpoint, with fsyncs of its own) is
 //! kept off that path: every connection has automatic checkpoints off, and a checkpointer thread
-//! per process does it every [`CHECKPOINT_INTERVAL`] (passive: it never blocks a writer), on the
+//! per process does it every 200 ms (passive: it never blocks a writer), on the
 //! second core while the writer waits for its fsync.
-//! Message ids are UUIDv7, time-ordered, so the unique index on them grows at its end.
+//! Message ids are UUIDv7, time-ordered, so the unique index on them grows at its end. Bodies are
+//! LZ4-compressed on the sender's thread before they reach the writer ([`codec`]).
 //!
 //! Semantics mirror SQS: receiving makes a message invisible for the visibility timeout and
 //! increments its receive count; a message that was already received `max_receive_count` times is
@@ -18,7 +19,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc as std_mpsc;
-use std::sync::{Arc, Mutex, TryLockError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -26,19 +27,19 @@ use chrono::{DateTime, TimeZone, Utc};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use tokio::sync::{Notify, oneshot};
 
+mod codec;
 mod dead_letters;
+mod writer;
+
+use writer::{WriteJob, checkpointer, group_commit_writer};
 
 use super::{QueueError, ReceiptHandle, ReceiveOptions, Received};
 
-/// Most messages one group commit writes.
-const MAX_GROUP: usize = 1024;
-/// Most bytes one group commit writes (a single larger message still goes alone).
-const MAX_GROUP_BYTES: usize = 64 * 1024 * 1024;
-
-/// How often the checkpointer folds the write-ahead log into the database file.
-const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(200);
-/// Bytes of messages a writer sends between two restarts of the log (see [`checkpointer`]).
-const LOG_RESTART_BYTES: usize = 16 * 1024 * 1024;
+/// The page size of a new queue file. Larger than SQLite's 4 KiB so that a group commit writes
+/// fewer, larger log frames (two system calls each) and a compressed webhook fits in one page;
+/// not larger still, because every receive and delete rewrites whole pages into the log (64 KiB
+/// pages measured no faster for the ingest and slower for consumers; README, "Performance").
+const PAGE_SIZE: i64 = 16 * 1024;
 
 /// How an embedded queue is opened.
 #[derive(Debug, Clone)]
@@ -63,14 +64,9 @@ impl EmbeddedOptions {
     }
 }
 
-struct WriteJob {
-    body: Bytes,
-    reply: oneshot::Sender<Result<String, QueueError>>,
-}
-
 struct Inner {
     path: PathBuf,
-    writer: Mutex<std_mpsc::Sender<WriteJob>>,
+    writer: std_mpsc::Sender<WriteJob>,
     /// Dropping it stops the checkpointer thread.
     _checkpointer: std_mpsc::SyncSender<()>,
     conn: Mutex<Connection>,
@@ -107,6 +103,9 @@ fn open_connection(path: &Path) -> Result<Connection, QueueError> {
         Connection::open(path).map_err(|e| unavailable(format!("open {}: {e}", path.display())))?;
     conn.busy_timeout(Duration::from_secs(10))
         .map_err(unavailable)?;
+    // Only takes effect on a new file (before its first write); an existing file keeps its size.
+    conn.pragma_update(None, "page_size", PAGE_SIZE)
+        .map_err(unavailable)?;
     conn.pragma_update(None, "journal_mode", "WAL")
         .map_err(unavailable)?;
     conn.pragma_update(None, "synchronous", "FULL")
@@ -129,7 +128,8 @@ CREATE TABLE IF NOT EXISTS messages (
     visible_at INTEGER NOT NULL,
     receive_count INTEGER NOT NULL DEFAULT 0,
     receipt TEXT,
-    last_error TEXT
+    last_error TEXT,
+    codec INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS messages_by_visibility ON messages (visible_at, seq);
 CREATE TABLE IF NOT EXISTS dead_letters (
@@ -139,9 +139,36 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     sent_at INTEGER NOT NULL,
     receive_count INTEGER NOT NULL,
     dead_at INTEGER NOT NULL,
-    last_error TEXT
+    last_error TEXT,
+    codec INTEGER NOT NULL DEFAULT 0
 );
 ";
+
+/// Brings a queue file written by an earlier version up to [`SCHEMA`]: files from before
+/// compression lack the `codec` columns, and every row in them is raw (the column's default).
+/// One transaction, so that processes opening the file at once do it once.
+fn upgrade(conn: &mut Connection) -> Result<(), QueueError> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(unavailable)?;
+    for table in ["messages", "dead_letters"] {
+        let has_codec: bool = tx
+            .query_row(
+                &format!("SELECT count(*) FROM pragma_table_info('{table}') WHERE name = 'codec'"),
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map_err(unavailable)?
+            > 0;
+        if !has_codec {
+            tx.execute_batch(&format!(
+                "ALTER TABLE {table} ADD COLUMN codec INTEGER NOT NULL DEFAULT 0"
+            ))
+            .map_err(unavailable)?;
+        }
+    }
+    tx.commit().map_err(unavailable)
+}
 
 impl EmbeddedQueue {
     /// Opens (creating if needed) the queue file and starts this process's group-commit writer.
@@ -153,8 +180,9 @@ impl EmbeddedQueue {
             std::fs::create_dir_all(dir)
                 .map_err(|e| unavailable(format!("create {}: {e}", dir.display())))?;
         }
-        let conn = open_connection(&options.path)?;
+        let mut conn = open_connection(&options.path)?;
         conn.execute_batch(SCHEMA).map_err(unavailable)?;
+        upgrade(&mut conn)?;
         let writer_conn = open_connection(&options.path)?;
         let notify = Arc::new(Notify::new());
         let (tx, rx) = std_mpsc::channel();
@@ -185,7 +213,7 @@ impl EmbeddedQueue {
         Ok(Self {
             inner: Arc::new(Inner {
                 path: options.path,
-                writer: Mutex::new(tx),
+                writer: tx,
                 _checkpointer: stop_checkpoints,
                 conn: Mutex::new(conn),
                 notify,
@@ -218,9 +246,11 @@ impl EmbeddedQueue {
         let (reply, rx) = oneshot::channel();
         self.inner
             .writer
-            .lock()
-            .map_err(unavailable)?
-            .send(WriteJob { body, reply })
+            .send(WriteJob {
+                // Compressed here, on the sender's thread: the writer thread is shared by all.
+                body: codec::pack(body),
+                reply,
+            })
             .map_err(|_| unavailable("queue writer stopped"))?;
         rx.await.map_err(|_| unavailable("queue writer stopped"))?
     }
@@ -392,15 +422,15 @@ fn receive_now(
     let want = opts.max_messages.max(1);
     let mut out = Vec::with_capacity(want);
     loop {
-        let candidates: Vec<(String, Vec<u8>, i64, u32)> = {
+        let candidates: Vec<(String, Vec<u8>, i64, i64, u32)> = {
             let mut stmt = tx
                 .prepare_cached(
-                    "SELECT id, body, sent_at, receive_count FROM messages
+                    "SELECT id, body, codec, sent_at, receive_count FROM messages
                      WHERE visible_at <= ?1 ORDER BY visible_at, seq LIMIT ?2",
                 )
                 .map_err(unavailable)?;
             stmt.query_map(params![now, (want - out.len()) as i64], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
             })
             .map_err(unavailable)?
             .collect::<Result<_, _>>()
@@ -409,12 +439,12 @@ fn receive_now(
         if candidates.is_empty() {
             break;
         }
-        for (id, body, sent_at, receive_count) in candidates {
+        for (id, body, codec, sent_at, receive_count) in candidates {
             if receive_count >= max_receive_count {
                 tx.execute(
                     "INSERT OR REPLACE INTO dead_letters
-                         (id, body, sent_at, receive_count, dead_at, last_error)
-                     SELECT id, body, sent_at, receive_count, ?1,
+                         (id, body, codec, sent_at, receive_count, dead_at, last_error)
+                     SELECT id, body, codec, sent_at, receive_count, ?1,
                             coalesce(last_error, 'received ' || receive_count || ' times without being deleted')
                      FROM messages WHERE id = ?2",
                     params![now, id],
@@ -424,6 +454,24 @@ fn receive_now(
                     .map_err(unavailable)?;
                 continue;
             }
+            // A body that cannot be read back is dead-lettered as it is, with the reason, rather
+            // than offered to consumers or left to block the queue.
+            let body = match codec::unpack(codec, body) {
+                Ok(body) => body,
+                Err(e) => {
+                    tx.execute(
+                        "INSERT OR REPLACE INTO dead_letters
+                             (id, body, codec, sent_at, receive_count, dead_at, last_error)
+                         SELECT id, body, codec, sent_at, receive_count, ?1, ?2
+                         FROM messages WHERE id = ?3",
+                        params![now, e.to_string(), id],
+                    )
+                    .map_err(unavailable)?;
+                    tx.execute("DELETE FROM messages WHERE id = ?1", params![id])
+                        .map_err(unavailable)?;
+                    continue;
+                }
+            };
             let receipt = uuid::Uuid::new_v4().simple().to_string();
             tx.execute(
                 "UPDATE messages SET visible_at = ?1, receive_count = receive_count + 1, receipt = ?2
@@ -434,7 +482,7 @@ fn receive_now(
             out.push(Received {
                 handle: ReceiptHandle(format!("{id}/{receipt}")),
                 id,
-                body: Bytes::from(body),
+                body,
                 receive_count: receive_count + 1,
                 sent_at: to_time(sent_at),
             });
@@ -445,105 +493,4 @@ fn receive_now(
     }
     tx.commit().map_err(unavailable)?;
     Ok(out)
-}
-
-/// The per-process writer: takes the first waiting send, drains whatever else is waiting, writes
-/// them all in one transaction, then answers every sender.
-fn group_commit_writer(
-    mut conn: Connection,
-    rx: std_mpsc::Receiver<WriteJob>,
-    notify: Arc<Notify>,
-    commits: Arc<AtomicU64>,
-    checkpointing: &Mutex<()>,
-) {
-    let mut written_since_restart = 0;
-    while let Ok(first) = rx.recv() {
-        let mut bytes = first.body.len();
-        let mut group = vec![first];
-        while group.len() < MAX_GROUP && bytes < MAX_GROUP_BYTES {
-            match rx.try_recv() {
-                Ok(job) => {
-                    bytes += job.body.len();
-                    group.push(job);
-                }
-                Err(_) => break,
-            }
-        }
-        let ids: Vec<String> = group
-            .iter()
-            .map(|_| uuid::Uuid::now_v7().to_string())
-            .collect();
-        let result = write_group(&mut conn, &group, &ids);
-        commits.fetch_add(1, Ordering::Relaxed);
-        match result {
-            Ok(()) => {
-                for (job, id) in group.into_iter().zip(ids) {
-                    let _ = job.reply.send(Ok(id));
-                }
-                notify.notify_waiters();
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, messages = group.len(), "embedded queue group commit failed");
-                for job in group {
-                    let _ = job.reply.send(Err(QueueError::Unavailable(e.to_string())));
-                }
-            }
-        }
-        written_since_restart += bytes;
-        // Not while this process's checkpointer runs: SQLite would make the restart wait for it
-        // by sleeping and polling, which shows in the p99. The next commit tries again.
-        if written_since_restart > LOG_RESTART_BYTES
-            && let Some(_checkpointing) = match checkpointing.try_lock() {
-                Ok(guard) => Some(guard),
-                Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
-                Err(TryLockError::WouldBlock) => None,
-            }
-        {
-            written_since_restart = 0;
-            if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(())) {
-                tracing::debug!(error = %e, "embedded queue log restart skipped");
-            }
-        }
-    }
-}
-
-/// Folds the write-ahead log into the database file every [`CHECKPOINT_INTERVAL`] until its queue
-/// is dropped. Passive: it copies what no reader still needs and never blocks a writer; with
-/// several processes, whichever checkpointer runs first does the work.
-///
-/// Under constant load a passive checkpoint never quite catches up with the writer, and SQLite
-/// starts the log over only after a checkpoint copied all of it: the log would grow without end.
-/// So the writer itself finishes the job between two commits every [`LOG_RESTART_BYTES`] (a
-/// checkpointer waiting for the write lock would starve: the writer takes it again every few
-/// milliseconds).
-fn checkpointer(conn: Connection, stop: std_mpsc::Receiver<()>, checkpointing: &Mutex<()>) {
-    while let Err(std_mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(CHECKPOINT_INTERVAL) {
-        let _checkpointing = checkpointing.lock().unwrap_or_else(|p| p.into_inner());
-        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-            tracing::debug!(error = %e, "embedded queue checkpoint skipped");
-        }
-    }
-}
-
-fn write_group(
-    conn: &mut Connection,
-    group: &[WriteJob],
-    ids: &[String],
-) -> Result<(), QueueError> {
-    let tx = conn
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .map_err(unavailable)?;
-    {
-        let now = now_ms();
-        let mut stmt = tx
-            .prepare_cached(
-                "INSERT INTO messages (id, body, sent_at, visible_at) VALUES (?1, ?2, ?3, ?3)",
-            )
-            .map_err(unavailable)?;
-        for (job, id) in group.iter().zip(ids) {
-            stmt.execute(params![id, &job.body[..], now])
-                .map_err(unavailable)?;
-        }
-    }
-    tx.commit().map_err(unavailable)
 }
