@@ -9,7 +9,8 @@
 //!   it answers again. `/ready` stays 200 while either can take events.
 //! - SQS may hang rather than refuse (a brown-out): a send that has not finished within
 //!   [`SEND_DEADLINE`] goes to the spool, well inside GitHub's 10 s, and for [`TRIP`] afterwards
-//!   events go straight to the spool instead of waiting on SQS again (README, "Reliability").
+//!   events go straight to the spool instead of waiting on SQS again; then one send at a time
+//!   probes SQS while the rest keep to the spool ([`Detour`]; README, "Reliability").
 //! - What SQS refuses for good (not what it fails to answer) is never spooled: the spool would
 //!   offer it forever. The claim-check decision is made on the size SQS will count, after its
 //!   escaping; and the forwarder dead-letters (in the spool) anything SQS refuses.
@@ -43,6 +44,35 @@ const CLAIM_SWEEP_EVERY: Duration = Duration::from_secs(3600);
 /// How long `/ready` waits for the queue to answer before it asks the spool.
 const READY_DEADLINE: Duration = Duration::from_secs(2);
 
+/// The spool detour after the queue failed or hung: for [`TRIP`] every send goes to the spool;
+/// after that one send at a time tries the queue (the probe) while the others keep to the spool,
+/// so that a queue that still hangs costs one delivery a [`SEND_DEADLINE`], not every delivery
+/// arriving meanwhile. The probe's success, or the spool forwarder's, ends the detour.
+#[derive(Debug, Default)]
+struct Detour {
+    until: Option<Instant>,
+    probing: bool,
+}
+
+/// Where one send goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    Queue,
+    Spool,
+    /// The queue, as the one send that finds out whether it answers again.
+    Probe,
+}
+
+/// Held by the probing send; a probe that ends without a verdict (its request was dropped) lets
+/// the next send probe instead.
+struct ProbeGuard<'a>(&'a Enqueuer);
+
+impl Drop for ProbeGuard<'_> {
+    fn drop(&mut self) {
+        self.0.detour().probing = false;
+    }
+}
+
 /// Where an accepted event was stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stored {
@@ -57,8 +87,8 @@ struct Inner {
     metrics: OnceLock<Metrics>,
     /// The largest the spool file may grow to (`HOOKBRIDGE_SPOOL_MAX_MB`).
     spool_cap: OnceLock<u64>,
-    /// Until when sends skip the queue for the spool (the queue just failed or hung).
-    tripped_until: Mutex<Option<Instant>>,
+    /// Whether sends skip the queue for the spool (the queue just failed or hung).
+    detour: Mutex<Detour>,
 }
 
 /// Stores envelopes; cheap to clone.
@@ -77,7 +107,7 @@ impl Enqueuer {
                 claims,
                 metrics: OnceLock::new(),
                 spool_cap: OnceLock::new(),
-                tripped_until: Mutex::new(None),
+                detour: Mutex::new(Detour::default()),
             }),
         }
     }
@@ -122,12 +152,24 @@ impl Enqueuer {
             body = envelope.encode();
         }
         let body = Bytes::from(body);
-        let sent = if self.tripped() && self.inner.spool.is_some() {
+        let route = self.route();
+        let sent = if route == Route::Spool {
             Err("the queue failed moments ago; straight to the spool".to_owned())
         } else {
+            let probe = (route == Route::Probe).then(|| ProbeGuard(self));
             match tokio::time::timeout(SEND_DEADLINE, self.inner.queue.send(body.clone())).await {
-                Ok(Ok(_)) => Ok(()),
+                Ok(Ok(_)) => {
+                    if probe.is_some() {
+                        tracing::info!("the queue answers again; events go to it, not the spool");
+                        self.untrip();
+                    }
+                    Ok(())
+                }
                 Ok(Err(QueueError::Rejected(reason))) => {
+                    // The queue answered: a probe's verdict is that it is back.
+                    if probe.is_some() {
+                        self.untrip();
+                    }
                     // Permanent: the spool would only offer it to the same refusal forever.
                     self.count_queue_error(backend);
                     tracing::error!(delivery = %envelope.head.delivery, %reason, "the queue refused the event");
@@ -200,31 +242,45 @@ impl Enqueuer {
             .map_err(|e| IngestError::Unavailable(format!("the queue cannot take this event: {e}")))
     }
 
+    fn detour(&self) -> std::sync::MutexGuard<'_, Detour> {
+        self.inner.detour.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Where the next send goes (see [`Detour`]).
+    fn route(&self) -> Route {
+        if self.inner.spool.is_none() {
+            return Route::Queue;
+        }
+        let mut detour = self.detour();
+        match detour.until {
+            None => Route::Queue,
+            Some(until) if Instant::now() < until => Route::Spool,
+            Some(_) if detour.probing => Route::Spool,
+            Some(_) => {
+                detour.probing = true;
+                Route::Probe
+            }
+        }
+    }
+
+    /// Whether the detour's first [`TRIP`] is still running.
     fn tripped(&self) -> bool {
-        let until = *self
-            .inner
-            .tripped_until
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        until.is_some_and(|until| Instant::now() < until)
+        self.detour()
+            .until
+            .is_some_and(|until| Instant::now() < until)
     }
 
     fn trip(&self) {
         if self.inner.spool.is_some() {
-            *self
-                .inner
-                .tripped_until
-                .lock()
-                .unwrap_or_else(|e| e.into_inner()) = Some(Instant::now() + TRIP);
+            *self.detour() = Detour {
+                until: Some(Instant::now() + TRIP),
+                probing: false,
+            };
         }
     }
 
     fn untrip(&self) {
-        *self
-            .inner
-            .tripped_until
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()) = None;
+        *self.detour() = Detour::default();
     }
 
     async fn claim_payload(&self, envelope: &mut OutgoingEnvelope) -> Result<(), IngestError> {

@@ -360,6 +360,55 @@ async fn an_sqs_brown_out_is_ridden_out_on_the_spool() {
     }
 }
 
+/// A brown-out longer than the detour's first 10 s: after it, one delivery at a time tries SQS
+/// again (the probe) while the others keep to the spool and are answered at once. Without the
+/// probe, every delivery arriving in the 3 s after the detour waits its full send deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_brown_out_costs_one_slow_answer_per_probe() {
+    let client = sqs().await;
+    let queue_url = create_queue(&client, &unique("probe")).await;
+    let upstream = endpoint()
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned();
+    let proxy = hookbridge_tests::proxy::FreezingProxy::start(&upstream).await;
+    let ingest = std::sync::Arc::new(start_via(&queue_url, proxy.url()));
+    let (status, _, body) = post(&ingest, &opened(1)).await;
+    assert_eq!(status, 202, "{body}");
+
+    proxy.freeze();
+    let frozen = Instant::now();
+    let mut deliveries = tokio::task::JoinSet::new();
+    let mut n = 2;
+    // Every send made before the first deadline passed (~3 s in) waits for its own deadline, and
+    // each one that passes starts the detour's 10 s again: its first part ends ~16 s in.
+    while frozen.elapsed() < Duration::from_secs(20) {
+        let ingest = ingest.clone();
+        let sent_at = frozen.elapsed();
+        deliveries.spawn(async move {
+            let started = Instant::now();
+            let (status, _, body) = post(&ingest, &opened(n)).await;
+            (sent_at, started.elapsed(), status, body)
+        });
+        n += 1;
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let mut slow_after_detour = Vec::new();
+    while let Some(done) = deliveries.join_next().await {
+        let (sent_at, took, status, body) = done.expect("delivery task");
+        assert_eq!(status, 202, "{body}");
+        assert_eq!(body["spooled"], true, "{body}");
+        if sent_at > Duration::from_secs(7) && took > Duration::from_secs(2) {
+            slow_after_detour.push((sent_at, took));
+        }
+    }
+    proxy.thaw();
+    assert!(
+        slow_after_detour.len() <= 1,
+        "only the probe may wait for the hanging queue: {slow_after_detour:?}"
+    );
+}
+
 /// An event whose envelope fits SQS's limit as bytes but not once SQS's escaping is applied
 /// (characters U+FFFF become `\uffff`): decided on the escaped size, so it is claim-checked and
 /// sent, not spooled to be refused forever.
