@@ -102,7 +102,12 @@ fn clock_ticks_per_second() -> f64 {
 
 /// Starts the ingest and reads its URL from the JSON start-up log line.
 fn start_ingest(data_dir: &std::path::Path, extra_env: &[(&str, String)]) -> Server {
-    let mut cmd = Command::new(release_binary("hookbridge-ingest"));
+    // BENCH_INGEST_BIN: another build of the ingest (e.g. an older commit's), for a before/after.
+    let binary = std::env::var_os("BENCH_INGEST_BIN").map_or_else(
+        || release_binary("hookbridge-ingest"),
+        std::path::PathBuf::from,
+    );
+    let mut cmd = Command::new(binary);
     cmd.env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("HOOKBRIDGE_BIND", "127.0.0.1:0")
