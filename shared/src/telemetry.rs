@@ -32,9 +32,28 @@ impl LogFormat {
     }
 }
 
+/// actix-web's HTTP/1 dispatcher logs every request it cannot parse at ERROR: on the public
+/// webhook port that would let anyone without the secret write a log line per request (disk,
+/// log bills, alert noise). Such requests are answered 400 and counted nowhere else worth a line,
+/// so the target is silenced unless `RUST_LOG` names it (README, "Configuration").
+const QUIET_TARGET: &str = "actix_http::h1::dispatcher";
+
+/// The filter: `RUST_LOG` (default `info`), with [`QUIET_TARGET`] off unless `RUST_LOG` names it.
+fn filter() -> EnvFilter {
+    let asked = std::env::var("RUST_LOG").unwrap_or_default();
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    if asked.contains("actix_http") {
+        return filter;
+    }
+    match format!("{QUIET_TARGET}=off").parse() {
+        Ok(directive) => filter.add_directive(directive),
+        Err(_) => filter,
+    }
+}
+
 /// Installs the global subscriber. Calling it twice is harmless (the second call does nothing).
 pub fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = filter();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
