@@ -114,7 +114,7 @@ impl Failure {
 
 #[tokio::main]
 async fn main() {
-    let cli = Cli::parse();
+    let cli: Cli = hookbridge_shared::args::parse("hookbridge");
     let format = match LogFormat::from_env() {
         Ok(f) => f,
         Err(e) => exit(Failure::config(e)),

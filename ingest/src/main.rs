@@ -27,7 +27,7 @@ fn fail(reason: impl std::fmt::Display) -> ! {
 
 #[tokio::main]
 async fn main() {
-    let cli = Cli::parse();
+    let cli: Cli = hookbridge_shared::args::parse("hookbridge-ingest");
     let format = LogFormat::from_env().unwrap_or_else(|e| fail(e));
     telemetry::init(format);
     let settings = IngestSettings::from_args(&cli.ingest, &cli.common).unwrap_or_else(|e| fail(e));

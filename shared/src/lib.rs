@@ -14,6 +14,7 @@
 //! - [`config`]: typed settings from environment, flags and the optional TOML file.
 //! - [`telemetry`] and [`shutdown`]: logging set-up and signal handling shared by every binary.
 
+pub mod args;
 mod aws_errors;
 pub mod claim;
 pub mod config;

@@ -26,7 +26,7 @@ fn fail(reason: impl std::fmt::Display) -> ! {
 
 #[tokio::main]
 async fn main() {
-    let cli = Cli::parse();
+    let cli: Cli = hookbridge_shared::args::parse("hookbridge-worker");
     telemetry::init(LogFormat::from_env().unwrap_or_else(|e| fail(e)));
     let settings = WorkerSettings::from_args(&cli.worker, &cli.common).unwrap_or_else(|e| fail(e));
     let queue = cli

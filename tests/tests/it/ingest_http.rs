@@ -948,6 +948,15 @@ fn bad_configuration_exits_2_with_a_one_line_reason_naming_the_key() {
             with_secret().env("JIRA_WEBHOOK_AUTH", "maybe"),
             "JIRA_WEBHOOK_AUTH",
         ),
+        // clap's own refusals name the variable, not the flag nobody used.
+        (
+            with_secret().env("HOOKBRIDGE_MAX_CONNECTIONS", ""),
+            "HOOKBRIDGE_MAX_CONNECTIONS",
+        ),
+        (
+            with_secret().env("HOOKBRIDGE_SHUTDOWN_TIMEOUT", "soon"),
+            "HOOKBRIDGE_SHUTDOWN_TIMEOUT",
+        ),
     ];
     // All at once: each must stop by itself.
     let started = Instant::now();
