@@ -308,19 +308,32 @@ fn start_via(queue_url: &str, endpoint: &str) -> TestIngest {
     on_sqs(queue_url, endpoint).start()
 }
 
-/// SQS hangs (connections open, nothing answered — a brown-out, not a refusal) while deliveries
-/// arrive: each is answered 202 from the spool well inside GitHub's 10 s, `/ready` says degraded
-/// at once instead of hanging, and when SQS answers again every spooled event reaches it.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_sqs_brown_out_is_ridden_out_on_the_spool() {
+/// A new queue, and an ingest that reaches SQS through a proxy the test can freeze.
+async fn behind_a_freezing_proxy(
+    label: &str,
+) -> (
+    aws_sdk_sqs::Client,
+    String,
+    hookbridge_tests::proxy::FreezingProxy,
+    TestIngest,
+) {
     let client = sqs().await;
-    let queue_url = create_queue(&client, &unique("brownout")).await;
+    let queue_url = create_queue(&client, &unique(label)).await;
     let upstream = endpoint()
         .trim_start_matches("http://")
         .trim_end_matches('/')
         .to_owned();
     let proxy = hookbridge_tests::proxy::FreezingProxy::start(&upstream).await;
     let ingest = start_via(&queue_url, proxy.url());
+    (client, queue_url, proxy, ingest)
+}
+
+/// SQS hangs (connections open, nothing answered — a brown-out, not a refusal) while deliveries
+/// arrive: each is answered 202 from the spool well inside GitHub's 10 s, `/ready` says degraded
+/// at once instead of hanging, and when SQS answers again every spooled event reaches it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_sqs_brown_out_is_ridden_out_on_the_spool() {
+    let (client, queue_url, proxy, ingest) = behind_a_freezing_proxy("brownout").await;
     let before = opened(1);
     let (status, _, body) = post(&ingest, &before).await;
     assert_eq!(status, 202, "{body}");
@@ -365,14 +378,8 @@ async fn an_sqs_brown_out_is_ridden_out_on_the_spool() {
 /// probe, every delivery arriving in the 3 s after the detour waits its full send deadline.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_long_brown_out_costs_one_slow_answer_per_probe() {
-    let client = sqs().await;
-    let queue_url = create_queue(&client, &unique("probe")).await;
-    let upstream = endpoint()
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .to_owned();
-    let proxy = hookbridge_tests::proxy::FreezingProxy::start(&upstream).await;
-    let ingest = std::sync::Arc::new(start_via(&queue_url, proxy.url()));
+    let (_client, _queue_url, proxy, ingest) = behind_a_freezing_proxy("probe").await;
+    let ingest = std::sync::Arc::new(ingest);
     let (status, _, body) = post(&ingest, &opened(1)).await;
     assert_eq!(status, 202, "{body}");
 
