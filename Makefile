@@ -34,7 +34,8 @@ test: lint build
 	scripts/with-test-services.sh $(CARGO) test --workspace --no-fail-fast
 
 ## The fault-injection suite alone (also part of `make test`): workers SIGKILLed at random while
-## the Jira fake fails and throttles; every effect once, nothing dead-lettered.
+## the Jira fake fails and throttles, the ingest SIGKILLed under load with Slack down, SQS frozen
+## 30 s, Redis killed and restarted and down 30 s; every effect once, nothing dead-lettered.
 test-chaos: build
 	scripts/with-test-services.sh $(CARGO) test -p hookbridge-tests --test chaos -- --nocapture
 
