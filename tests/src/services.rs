@@ -6,7 +6,7 @@
 //! find it taken by an outgoing connection that the kernel gave that port meanwhile.
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::process::{Proc, Signal};
 
@@ -42,20 +42,6 @@ pub fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .expect("bind a free port")
         .port()
-}
-
-/// Polls `check` every 50 ms until it holds; false after `timeout`.
-pub async fn eventually(timeout: Duration, mut check: impl AsyncFnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if check().await {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// A `redis-server` of the test's own, persisting every write before answering it
@@ -180,7 +166,7 @@ impl PrivateMoto {
         let moto = Self { proc, port };
         let client = crate::ingest::http();
         let url = moto.endpoint();
-        let up = eventually(START_PATIENCE, async || {
+        let up = crate::wait::within(START_PATIENCE, async || {
             client
                 .get(&url)
                 .timeout(Duration::from_secs(2))

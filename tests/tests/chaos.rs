@@ -39,8 +39,9 @@ use hookbridge_tests::github::{Delivery, GithubIssue, delivery_id, envelope};
 use hookbridge_tests::ingest::{PATIENCE, TestIngest, http};
 use hookbridge_tests::jira_fake::{CrSpec, FakeConfig, JiraFake, JiraUser};
 use hookbridge_tests::process::Proc;
-use hookbridge_tests::services::{PrivateMoto, PrivateRedis, eventually};
+use hookbridge_tests::services::{PrivateMoto, PrivateRedis};
 use hookbridge_tests::slack_fake::{SlackConfig, SlackFake};
+use hookbridge_tests::wait::within;
 use reqwest::Method;
 use serde_json::json;
 
@@ -232,7 +233,7 @@ async fn settle(
     // Done when the queue is empty and every effect is there; or when the queue has been empty
     // for a while without them (nothing more will come: fail now, saying what is missing).
     let mut empty_since: Option<Instant> = None;
-    let done = eventually(SETTLE, async || {
+    let done = within(SETTLE, async || {
         if !drained().await {
             empty_since = None;
             return false;
@@ -565,7 +566,7 @@ async fn ingest_killed_under_load_with_slack_down_processes_every_accepted_event
     let mut kills = 0;
     for k in 1..=INGEST_KILLS {
         let mark = k * total / (INGEST_KILLS + 1);
-        let reached = eventually(PATIENCE, async || {
+        let reached = within(PATIENCE, async || {
             sent.lock().expect("lock").accepted.len() >= mark
         })
         .await;
@@ -750,7 +751,7 @@ async fn sqs_frozen_for_30_s_every_event_accepted_meanwhile_is_processed_once() 
             assert_eq!(status.status(), 202);
         }
     }
-    let caught_up = eventually(PATIENCE, async || tally(&fake, &expected).settled()).await;
+    let caught_up = within(PATIENCE, async || tally(&fake, &expected).settled()).await;
     assert!(caught_up, "the pipeline did not work before the outage");
 
     // During: SQS answers nothing for 30 s while deliveries arrive at a steady rate, half new
@@ -953,7 +954,7 @@ async fn redis_outage(outage: RedisOutage) {
     let effects = outage.issues * (1 + COMMENTS_PER_ISSUE);
     for k in 1..=outage.kills {
         let mark = k as u64 * effects / (outage.kills as u64 + 1);
-        let reached = eventually(PATIENCE, async || {
+        let reached = within(PATIENCE, async || {
             let t = tally(&fake, &expected);
             (t.issues + t.comments) as u64 >= mark
         })

@@ -8,9 +8,8 @@
 //! Run: `cargo build --workspace --bins && scripts/with-test-services.sh cargo test -p
 //! hookbridge-tests --test it claims_s3`.
 
-use std::future::Future;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use bytes::Bytes;
@@ -23,6 +22,7 @@ use hookbridge_tests::ingest::{PATIENCE, TestIngest, http};
 use hookbridge_tests::jira_fake::{FakeConfig, JiraFake};
 use hookbridge_tests::process::Proc;
 use hookbridge_tests::sqs::{QueueWithDlq, endpoint};
+use hookbridge_tests::wait::eventually;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -87,19 +87,6 @@ fn worker(fake: &JiraFake, dir: &Path, queue_url: &str, claims: &[(&str, &str)])
     env.extend(aws_env());
     env.extend(claims.iter().map(|(k, v)| (*k, (*v).to_owned())));
     Proc::spawn("hookbridge-worker", &[], &env)
-}
-
-/// Polls `check` until it holds.
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = Instant::now() + PATIENCE;
-    while !check().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// Posts `delivery` to the GitHub route: status, `Retry-After` and JSON body.
@@ -222,13 +209,13 @@ async fn an_oversize_event_travels_through_s3_into_one_jira_issue() {
     let fake = JiraFake::start(FakeConfig::default()).await;
     let dir = tempfile::tempdir().expect("temp dir");
     let mut worker = worker(&fake, dir.path(), &queues.queue_url, &claims);
-    eventually("the issue to be created and linked", || async {
+    eventually("the issue to be created and linked", PATIENCE, || async {
         fake.issues()
             .first()
             .is_some_and(|i| i.remote_links.len() == 1)
     })
     .await;
-    eventually("the message to be deleted", || {
+    eventually("the message to be deleted", PATIENCE, || {
         drained(&sqs, &queues.queue_url)
     })
     .await;
@@ -240,7 +227,7 @@ async fn an_oversize_event_travels_through_s3_into_one_jira_issue() {
     // recognises the delivery.
     let (status, _, body) = post(&ingest, &big).await;
     assert_eq!(status, 202, "{body}");
-    eventually("the redelivery to be consumed", || {
+    eventually("the redelivery to be consumed", PATIENCE, || {
         drained(&sqs, &queues.queue_url)
     })
     .await;
@@ -335,7 +322,7 @@ async fn a_tampered_claim_is_dead_lettered_at_once() {
             .into_iter()
             .find(|r| r["action"] == "message.dead_lettered")
     };
-    eventually("the dead letter to be audited", || {
+    eventually("the dead letter to be audited", PATIENCE, || {
         let found = dead_lettered().is_some();
         async move { found }
     })

@@ -6,7 +6,7 @@
 //! move; every redrive and purge is audited.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use hookbridge_shared::queue::Queue;
@@ -16,21 +16,10 @@ use hookbridge_tests::github::{GithubIssue, delivery_id, envelope};
 use hookbridge_tests::jira_fake::{FakeConfig, JiraFake};
 use hookbridge_tests::metrics::{sample, scrape};
 use hookbridge_tests::process::Proc;
+use hookbridge_tests::wait::eventually;
 use serde_json::Value;
 
 const PATIENCE: Duration = Duration::from_secs(60);
-
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + PATIENCE;
-    while !check().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 /// A backend under test: the queue the test sends to, and the settings the processes get.
 struct Backend {
@@ -167,7 +156,7 @@ async fn dead_letter_tools(sqs: bool) {
     }
     // Jira has no issue type Epic: a 400, permanent, dead-lettered at the first attempt.
     let (mut worker, metrics) = b.worker(&jira, "Epic");
-    eventually("three dead letters", || async {
+    eventually("three dead letters", PATIENCE, || async {
         b.dead_letter_count().await == 3
     })
     .await;
@@ -248,7 +237,7 @@ async fn dead_letter_tools(sqs: bool) {
     let (mut worker, metrics) = b.worker(&jira, "Task");
     let (code, output) = b.hookbridge(&["dlq", "redrive", &first]).await;
     assert_eq!(code, Some(0), "{output:?}");
-    eventually("the redriven event in Jira", || async {
+    eventually("the redriven event in Jira", PATIENCE, || async {
         jira.count_issues() == 1
     })
     .await;
@@ -260,7 +249,10 @@ async fn dead_letter_tools(sqs: bool) {
         output.iter().any(|l| l.contains("2 moved back")),
         "a one-line summary: {output:?}"
     );
-    eventually("every event in Jira", || async { jira.count_issues() == 3 }).await;
+    eventually("every event in Jira", PATIENCE, || async {
+        jira.count_issues() == 3
+    })
+    .await;
     assert!(b.list(&[]).await.is_empty());
     let page = scrape(&metrics).await;
     assert_eq!(
@@ -278,7 +270,7 @@ async fn dead_letter_tools(sqs: bool) {
     // A new poison message, purged.
     b.send(4).await;
     let (mut worker, _) = b.worker(&jira, "Epic");
-    eventually("the fourth dead letter", || async {
+    eventually("the fourth dead letter", PATIENCE, || async {
         b.dead_letter_count().await == 1
     })
     .await;
@@ -292,7 +284,7 @@ async fn dead_letter_tools(sqs: bool) {
             .any(|l| l.contains("1 dead letter(s) deleted")),
         "{output:?}"
     );
-    eventually("an empty DLQ", || async {
+    eventually("an empty DLQ", PATIENCE, || async {
         b.dead_letter_count().await == 0
     })
     .await;
@@ -324,7 +316,7 @@ async fn failing_messages_end_in_the_dlq_with_their_last_error(sqs: bool) {
         "Task",
         &[("HOOKBRIDGE_MAX_RECEIVE_COUNT", worker_limit)],
     );
-    eventually("the failing message in the DLQ", || async {
+    eventually("the failing message in the DLQ", PATIENCE, || async {
         b.dead_letter_count().await == 1
     })
     .await;
@@ -346,7 +338,10 @@ async fn failing_messages_end_in_the_dlq_with_their_last_error(sqs: bool) {
     jira.clear_failures();
     let (code, output) = b.hookbridge(&["dlq", "redrive", "--all"]).await;
     assert_eq!(code, Some(0), "{output:?}");
-    eventually("the event in Jira", || async { jira.count_issues() == 1 }).await;
+    eventually("the event in Jira", PATIENCE, || async {
+        jira.count_issues() == 1
+    })
+    .await;
     worker.terminate();
     assert!(worker.wait_exit(PATIENCE).success());
     assert_eq!(jira.count_issues(), 1);

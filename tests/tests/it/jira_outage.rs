@@ -4,7 +4,7 @@
 //! resumes by itself when the credentials work again, every event processed once.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use hookbridge_shared::queue::embedded::{EmbeddedOptions, EmbeddedQueue};
@@ -13,21 +13,10 @@ use hookbridge_tests::jira_fake::{FakeConfig, JiraFake};
 use hookbridge_tests::metrics::{sample, scrape};
 use hookbridge_tests::process::Proc;
 use hookbridge_tests::slack_fake::{SlackConfig, SlackFake};
+use hookbridge_tests::wait::eventually;
 use serde_json::Value;
 
 const PATIENCE: Duration = Duration::from_secs(60);
-
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + PATIENCE;
-    while !check().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 fn env(jira: &JiraFake, token: &str, dir: &Path, slack: &str) -> Vec<(&'static str, String)> {
     vec![
@@ -84,7 +73,7 @@ async fn a_token_revoked_mid_run_pauses_the_worker_and_it_resumes_by_itself() {
     for n in 1..=2 {
         send(&queue, n).await;
     }
-    eventually("the first two issues", || async {
+    eventually("the first two issues", PATIENCE, || async {
         jira.count_issues() == 2
     })
     .await;
@@ -94,11 +83,14 @@ async fn a_token_revoked_mid_run_pauses_the_worker_and_it_resumes_by_itself() {
     for n in 3..=7 {
         send(&queue, n).await;
     }
-    eventually("the worker to notice", || async {
+    eventually("the worker to notice", PATIENCE, || async {
         sample(&scrape(&metrics).await, "hookbridge_jira_up") == Some(0.0)
     })
     .await;
-    eventually("one Slack alert", || async { slack.messages().len() == 1 }).await;
+    eventually("one Slack alert", PATIENCE, || async {
+        slack.messages().len() == 1
+    })
+    .await;
     // Long enough for every message to have been received HOOKBRIDGE_MAX_RECEIVE_COUNT times,
     // were the worker still taking them.
     tokio::time::sleep(Duration::from_secs(6)).await;
@@ -115,8 +107,11 @@ async fn a_token_revoked_mid_run_pauses_the_worker_and_it_resumes_by_itself() {
 
     // The administrator puts the old token back: the worker resumes without a restart.
     jira.set_token(&token);
-    eventually("every issue", || async { jira.count_issues() == 7 }).await;
-    eventually("the queue to drain", || async {
+    eventually("every issue", PATIENCE, || async {
+        jira.count_issues() == 7
+    })
+    .await;
+    eventually("the queue to drain", PATIENCE, || async {
         queue.depth().await.unwrap_or(1) == 0
     })
     .await;

@@ -3,7 +3,6 @@
 //! dead-letter store with its reason, and SIGTERM. The queue is the embedded one in a temp data
 //! dir; the store is the test Redis; Jira is the fake.
 
-use std::future::Future;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -13,6 +12,7 @@ use hookbridge_tests::github::{GithubIssue, delivery_id, envelope};
 use hookbridge_tests::jira_fake::{FakeConfig, JiraFake};
 use hookbridge_tests::process::Proc;
 use hookbridge_tests::slack_fake::{SlackConfig, SlackFake};
+use hookbridge_tests::wait::eventually;
 use reqwest::Method;
 
 const PATIENCE: Duration = Duration::from_secs(40);
@@ -23,19 +23,6 @@ fn queue(dir: &Path) -> EmbeddedQueue {
 
 async fn send(queue: &EmbeddedQueue, body: Vec<u8>) {
     queue.send(Bytes::from(body)).await.expect("enqueue");
-}
-
-/// Polls `check` until it holds.
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = Instant::now() + PATIENCE;
-    while !check().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 fn worker_env(fake: &JiraFake, dir: &Path, extra: &[(&str, &str)]) -> Vec<(&'static str, String)> {
@@ -89,7 +76,7 @@ async fn a_worker_killed_between_create_and_ack_leaves_one_issue() {
     fake.stall_next(Method::POST, "/rest/api/3/issue", Duration::from_secs(120));
     let env = worker_env(&fake, dir.path(), &[]);
     let mut first = Proc::spawn("hookbridge-worker", &[], &env);
-    eventually("Jira to have the issue", || async {
+    eventually("Jira to have the issue", PATIENCE, || async {
         fake.count_issues() == 1
     })
     .await;
@@ -98,6 +85,7 @@ async fn a_worker_killed_between_create_and_ack_leaves_one_issue() {
     let mut second = Proc::spawn("hookbridge-worker", &[], &env);
     eventually(
         "the issue to be linked and the message acknowledged",
+        PATIENCE,
         || async {
             fake.issues()
                 .first()
@@ -156,7 +144,7 @@ async fn two_worker_processes_on_one_queue_make_no_duplicates() {
     let env = worker_env(&fake, dir.path(), &[("WORKER_CONCURRENCY", "6")]);
     let mut a = Proc::spawn("hookbridge-worker", &[], &env);
     let mut b = Proc::spawn("hookbridge-worker", &[], &env);
-    eventually("the queue to drain", || async {
+    eventually("the queue to drain", PATIENCE, || async {
         q.depth().await.unwrap_or(1) == 0
     })
     .await;
@@ -202,7 +190,7 @@ async fn sigterm_to_a_busy_worker_loses_nothing() {
     }
     let env = worker_env(&fake, dir.path(), &[("WORKER_CONCURRENCY", "8")]);
     let mut busy = Proc::spawn("hookbridge-worker", &[], &env);
-    eventually("the worker to be busy", || async {
+    eventually("the worker to be busy", PATIENCE, || async {
         fake.count_issues() >= 3
     })
     .await;
@@ -218,7 +206,7 @@ async fn sigterm_to_a_busy_worker_loses_nothing() {
         "the burst was over before the signal ({done_by_first} issues): the test proves nothing"
     );
     let mut rest = Proc::spawn("hookbridge-worker", &[], &env);
-    eventually("the queue to drain", || async {
+    eventually("the queue to drain", PATIENCE, || async {
         q.depth().await.unwrap_or(1) == 0
     })
     .await;
@@ -261,12 +249,12 @@ async fn a_permanent_jira_error_goes_to_the_dead_letter_store_with_the_reason() 
         ],
     );
     let mut worker = Proc::spawn("hookbridge-worker", &[], &env);
-    eventually("the message to be dead-lettered", || async {
+    eventually("the message to be dead-lettered", PATIENCE, || async {
         q.dead_letters(10).await.is_ok_and(|d| d.len() == 1)
     })
     .await;
     // Dead-lettered: audited with the reason, and alerted to Slack once.
-    eventually("the dead-letter alert in Slack", || async {
+    eventually("the dead-letter alert in Slack", PATIENCE, || async {
         !slack.messages().is_empty()
     })
     .await;
@@ -412,13 +400,13 @@ async fn the_worker_consumes_sqs_and_redeliveries_make_one_issue() {
         .expect("url");
     env.push(("SQS_DLQ_URL", dlq_url));
     let mut worker = Proc::spawn("hookbridge-worker", &[], &env);
-    eventually("the issue to be created and linked", || async {
+    eventually("the issue to be created and linked", PATIENCE, || async {
         fake.issues()
             .first()
             .is_some_and(|i| i.remote_links.len() == 1)
     })
     .await;
-    eventually("the three messages to be deleted", || async {
+    eventually("the three messages to be deleted", PATIENCE, || async {
         sqs.get_queue_attributes()
             .queue_url(&queue_url)
             .attribute_names(aws_sdk_sqs::types::QueueAttributeName::All)
@@ -469,7 +457,7 @@ async fn a_burst_on_one_busy_issue_waits_its_turn_without_dead_letters() {
         ],
     );
     let mut worker = Proc::spawn("hookbridge-worker", &[], &env);
-    eventually("the Jira issue", || async {
+    eventually("the Jira issue", PATIENCE, || async {
         fake.count_issues() == 1 && q.depth().await.unwrap_or(1) == 0
     })
     .await;
@@ -516,7 +504,7 @@ async fn a_burst_on_one_busy_issue_waits_its_turn_without_dead_letters() {
         .await;
     }
     keeper.await.expect("keeper");
-    eventually("the queue to drain", || async {
+    eventually("the queue to drain", PATIENCE, || async {
         q.depth().await.unwrap_or(1) == 0
     })
     .await;

@@ -16,6 +16,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use hookbridge_tests::wait::eventually;
 use hookbridge_worker::store::{
     EMBEDDED_FILE_NAME, LockGuard, LockName, Store, StoreError, StoreKey,
 };
@@ -134,22 +135,6 @@ impl Harness {
     }
 }
 
-/// Polls `check` until it returns true, failing after [`PATIENCE`].
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        if check().await {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{what}: not within {PATIENCE:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// Polls `check` until `until` has passed, failing as soon as it returns false.
 async fn holds_until<F, Fut>(what: &str, until: Instant, mut check: F)
 where
@@ -201,7 +186,7 @@ async fn done_marks_expire(h: &Harness) {
     s.mark_done("short", SHORT).await.unwrap();
     s.mark_done("long", LONG).await.unwrap();
     assert!(s.is_done("short").await.unwrap());
-    eventually("the short mark expires", || async {
+    eventually("the short mark expires", PATIENCE, || async {
         !s.is_done("short").await.unwrap()
     })
     .await;
@@ -281,7 +266,7 @@ async fn a_lock_that_expired_untaken_is_no_longer_the_holders(h: &Harness) {
     let guard = lock(s, "gh:lapsed", SHORT).await;
     assert!(s.put_fenced(&guard, "k", "v1", None).await.unwrap());
     // Probe with writes, not extensions: a successful extension would keep the lock alive.
-    eventually("the lock lapses", || async {
+    eventually("the lock lapses", PATIENCE, || async {
         !s.put_fenced(&guard, "k", "v2", None).await.unwrap()
     })
     .await;
@@ -410,7 +395,7 @@ async fn values_expire_and_a_put_without_ttl_clears_the_old_ttl(h: &Harness) {
             .unwrap()
     );
     assert_eq!(s.get("plain").await.unwrap().as_deref(), Some("v"));
-    eventually("the TTL'd values expire", || async {
+    eventually("the TTL'd values expire", PATIENCE, || async {
         s.get("plain").await.unwrap().is_none() && s.get("fenced").await.unwrap().is_none()
     })
     .await;

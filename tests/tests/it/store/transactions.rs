@@ -8,7 +8,9 @@ use std::time::Duration;
 use hookbridge_worker::store::{Store, StoreCounters, StoreList, Transaction};
 use tokio::time::Instant;
 
-use super::{Harness, LONG, Raw, RawMap, SHORT, eventually, holds_until, lock};
+use hookbridge_tests::wait::eventually;
+
+use super::{Harness, LONG, PATIENCE, Raw, RawMap, SHORT, holds_until, lock};
 
 /// A list of these tests: text items.
 struct Items<'a>(&'a str);
@@ -97,7 +99,7 @@ async fn a_value_changed_since_it_was_read_fails_the_transaction(h: &Harness) {
     assert!(items(s, "history").await.is_empty());
     // A value that expired counts as absent.
     s.put("short", "v", Some(SHORT)).await.unwrap();
-    eventually("the value to expire", || async {
+    eventually("the value to expire", PATIENCE, || async {
         s.get("short").await.unwrap().is_none()
     })
     .await;
@@ -116,7 +118,7 @@ async fn a_transaction_fenced_by_a_lost_lock_writes_nothing(h: &Harness) {
     tx.push(&Items("outbox"), &"a".to_owned(), None, None)
         .unwrap();
     assert!(s.commit(&tx).await.unwrap());
-    eventually("the lock to expire", || async {
+    eventually("the lock to expire", PATIENCE, || async {
         let probe = s
             .try_lock(
                 &hookbridge_worker::store::LockName::test("dispatcher"),
@@ -176,7 +178,7 @@ async fn a_list_expires_as_a_whole_after_its_last_push(h: &Harness) {
         .unwrap();
     assert!(s.commit(&tx).await.unwrap());
     assert_eq!(items(s, "short").await, ["a", "b"]);
-    eventually("the list to expire", || async {
+    eventually("the list to expire", PATIENCE, || async {
         items(s, "short").await.is_empty()
     })
     .await;
