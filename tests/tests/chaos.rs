@@ -113,6 +113,17 @@ fn cli_env(env: &[(&'static str, String)]) -> Vec<(&'static str, String)> {
     cli
 }
 
+/// The Jira fake every chaos run uses: quick answers, and a search that lags half a second behind
+/// creates (as Jira's does), so that the create-once recovery is exercised.
+async fn chaos_jira() -> JiraFake {
+    JiraFake::start(FakeConfig {
+        latency: Duration::from_millis(5),
+        search_lag: Duration::from_millis(500),
+        ..FakeConfig::default()
+    })
+    .await
+}
+
 /// A pseudo-random number in `0..n`, from the clock (no seed to manage; the faults only need to
 /// land at unplanned moments).
 fn roll(n: u64) -> u64 {
@@ -277,12 +288,7 @@ async fn embedded_drained(queue: &EmbeddedQueue) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workers_killed_at_random_while_jira_fails_leave_every_effect_once() {
-    let fake = JiraFake::start(FakeConfig {
-        latency: Duration::from_millis(5),
-        search_lag: Duration::from_millis(500),
-        ..FakeConfig::default()
-    })
-    .await;
+    let fake = chaos_jira().await;
     let dir = tempfile::tempdir().expect("temp dir");
     let queue =
         EmbeddedQueue::open(EmbeddedOptions::in_dir(dir.path(), "queue.db")).expect("queue");
@@ -448,12 +454,7 @@ const INGEST_DOWN: Duration = Duration::from_millis(300);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ingest_killed_under_load_with_slack_down_processes_every_accepted_event_once() {
     let began = Instant::now();
-    let fake = JiraFake::start(FakeConfig {
-        latency: Duration::from_millis(5),
-        search_lag: Duration::from_millis(500),
-        ..FakeConfig::default()
-    })
-    .await;
+    let fake = chaos_jira().await;
     // Slack is down for the whole run: every call answered 500.
     let slack = SlackFake::start(SlackConfig::default()).await;
     slack.fail_next(500, "rollup_error", None, u32::MAX);
@@ -703,12 +704,7 @@ async fn sqs_frozen_for_30_s_every_event_accepted_meanwhile_is_processed_once() 
         &[(QueueAttributeName::MaximumMessageSize, "262144")],
     )
     .await;
-    let fake = JiraFake::start(FakeConfig {
-        latency: Duration::from_millis(5),
-        search_lag: Duration::from_millis(500),
-        ..FakeConfig::default()
-    })
-    .await;
+    let fake = chaos_jira().await;
     let aws = [
         ("AWS_ENDPOINT_URL", moto.endpoint()),
         ("AWS_REGION", "us-east-1".to_owned()),
@@ -910,12 +906,7 @@ async fn redis_down_for_30_s_dead_letters_nothing() {
 async fn redis_outage(outage: RedisOutage) {
     let began = Instant::now();
     let mut redis = PrivateRedis::start();
-    let fake = JiraFake::start(FakeConfig {
-        latency: Duration::from_millis(5),
-        search_lag: Duration::from_millis(500),
-        ..FakeConfig::default()
-    })
-    .await;
+    let fake = chaos_jira().await;
     let dir = tempfile::tempdir().expect("temp dir");
     let queue =
         EmbeddedQueue::open(EmbeddedOptions::in_dir(dir.path(), "queue.db")).expect("queue");
