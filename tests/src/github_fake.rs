@@ -212,12 +212,17 @@ impl GithubFake {
             .insert((repo.to_lowercase(), hook_id), deliveries);
     }
 
-    /// No request is left until `reset_in` from now (rounded up to a whole second, as
-    /// `x-ratelimit-reset` is); then the limit is full again.
+    /// No request is left for at least `reset_in` from now: the reset is the first whole second
+    /// (`x-ratelimit-reset` has no fraction) at or after now + `reset_in`, so the window is never
+    /// shorter than asked, whatever fraction of a second it is now. Then the limit is full again.
     pub fn exhaust_rate_limit(&self, reset_in: Duration) {
+        let until = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            + reset_in;
         let mut data = self.data();
         data.remaining = 0;
-        data.reset = epoch_now() + reset_in.as_secs().max(1);
+        data.reset = until.as_secs() + u64::from(until.subsec_nanos() > 0);
     }
 
     /// The delivery ids a redelivery was asked for (and answered 202), in order.
