@@ -356,6 +356,10 @@ pub struct FileConfig {
     /// The keys trusted for CR approval signatures.
     #[serde(default)]
     pub pki: PkiFile,
+    /// Which GitHub deployments the deployment protection rule gates (see
+    /// [`crate::deployment_gates`]).
+    #[serde(default)]
+    pub deployment_gates: Vec<crate::deployment_gates::DeploymentGate>,
 }
 
 /// The `[pki]` table: public keys and certificates trusted for CR approval signatures, beside
@@ -410,7 +414,11 @@ pub struct IngestFilters {
 }
 
 fn default_github_events() -> Vec<String> {
-    vec!["issues".into(), "issue_comment".into()]
+    vec![
+        "issues".into(),
+        "issue_comment".into(),
+        "deployment_protection_rule".into(),
+    ]
 }
 
 fn default_jira_events() -> Vec<String> {

@@ -11,6 +11,7 @@
 //! - [`claim`]: the claim-check store (a directory or an S3 bucket) that keeps bodies too large for
 //!   the queue's message limit.
 //! - [`routing`]: routing rules (GitHub event → Jira project, type, labels).
+//! - [`deployment_gates`]: which GitHub deployments are gated, and at what tier.
 //! - [`config`]: typed settings from environment, flags and the optional TOML file.
 //! - [`telemetry`] and [`shutdown`]: logging set-up and signal handling shared by every binary.
 
@@ -18,6 +19,7 @@ pub mod args;
 mod aws_errors;
 pub mod claim;
 pub mod config;
+pub mod deployment_gates;
 pub mod envelope;
 pub mod queue;
 pub mod routing;

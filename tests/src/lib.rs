@@ -8,6 +8,7 @@
 
 pub mod audit;
 pub mod github;
+pub mod github_app_fake;
 pub mod github_fake;
 pub mod ingest;
 pub mod jira_fake;

@@ -12,8 +12,11 @@ use hookbridge_worker::audit::AuditLog;
 use hookbridge_worker::change_requests::fields::CrFields;
 use hookbridge_worker::change_requests::transition::CrStatuses;
 use hookbridge_worker::change_requests::{ChangeRequests, CrConfig};
+use hookbridge_worker::deployments::reference::KeyFinder;
+use hookbridge_worker::deployments::rule::DeploymentRule;
 use hookbridge_worker::events::Decoder;
 use hookbridge_worker::events::jira::CrFilter;
+use hookbridge_worker::gate::Policy;
 use hookbridge_worker::github_sync::{GithubSync, SyncConfig};
 use hookbridge_worker::jira::ops::JiraOps;
 use hookbridge_worker::router::Router;
@@ -78,6 +81,12 @@ impl Parts {
 pub fn router(parts: Parts) -> (Router, AlertWaker) {
     let waker = AlertWaker::default();
     let jira_health = parts.jira.health();
+    let change_requests = ChangeRequests {
+        store: parts.store.clone(),
+        audit: parts.audit.clone(),
+        config: parts.cr,
+        alerts: waker.clone(),
+    };
     let router = Router {
         jira_health,
         audit: parts.audit.clone(),
@@ -93,11 +102,21 @@ pub fn router(parts: Parts) -> (Router, AlertWaker) {
             routing: parts.routing,
             config: parts.sync,
         },
-        change_requests: ChangeRequests {
+        change_requests: change_requests.clone(),
+        deployments: DeploymentRule {
             store: parts.store,
             audit: parts.audit,
-            config: parts.cr,
             alerts: waker.clone(),
+            app: None,
+            gates: Vec::new(),
+            policy: Policy {
+                statuses: change_requests.config.statuses.clone(),
+                pki: None,
+            },
+            keys: KeyFinder::new(&default_cr_filter().projects),
+            change_requests,
+            jira: None,
+            filter: default_cr_filter(),
         },
         alerts: waker.clone(),
     };

@@ -9,7 +9,9 @@
 //! - [`router`]: the one handler — where a message is decoded, deduplicated and sent on.
 //! - [`events`]: where an envelope becomes a typed [`events::Event`] (payload types, claims).
 //! - [`github_sync`]: where a GitHub issue or comment event becomes Jira calls, exactly once.
+//! - [`github_app`]: hookbridge as a GitHub App — JWTs, installation tokens, deployment reviews.
 //! - [`change_requests`]: where CR state lives — Jira CR events become ordered CR records.
+//! - [`deployments`]: where a GitHub deployment waits for its CR (the deployment protection rule).
 //! - [`failures`]: why a message failed — its failed attempts, for `hookbridge dlq`.
 //! - [`alerts`]: the alert outbox and its dispatcher to Slack.
 //! - [`jira`]: the Jira REST v3 client, its pacing, the live-or-dry-run operations and ADF.
@@ -22,9 +24,11 @@ pub mod alerts;
 pub mod audit;
 pub mod change_requests;
 pub mod consumer;
+pub mod deployments;
 pub mod events;
 pub mod failures;
 pub mod gate;
+pub mod github_app;
 pub mod github_sync;
 pub mod handler;
 pub mod health;

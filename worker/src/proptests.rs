@@ -381,6 +381,7 @@ proptest! {
             Just("issue_comment".to_owned()),
             Just("jira:issue_updated".to_owned()),
             Just("jira:issue_created".to_owned()),
+            Just("deployment_protection_rule".to_owned()),
             "\\PC{0,12}",
         ],
         payload in prop_oneof![github_payload(), jira_payload(), json_value()],
@@ -392,6 +393,9 @@ proptest! {
             Ok(Event::GithubIssue(_)) => prop_assert!(github && event == "issues"),
             Ok(Event::GithubComment(_)) => prop_assert!(github && event == "issue_comment"),
             Ok(Event::ChangeRequest(_)) => prop_assert!(!github && !claimed),
+            Ok(Event::DeploymentRule(_)) => {
+                prop_assert!(github && event == "deployment_protection_rule");
+            }
             Ok(Event::Ignored(_)) | Err(_) => {}
         }
     }

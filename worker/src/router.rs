@@ -1,7 +1,8 @@
 //! The one [`Handler`] the consumer drives: a message is decoded into an [`Event`] (see
 //! [`crate::events`]), a delivery already done is acknowledged without effect, and the rest goes to
 //! the part of the worker that owns it — [`crate::github_sync`] for GitHub issues and comments,
-//! [`crate::change_requests`] for Jira Change Requests. Whether an event was accepted or ignored,
+//! [`crate::change_requests`] for Jira Change Requests, [`crate::deployments`] for GitHub's
+//! deployment protection rule. Whether an event was accepted or ignored,
 //! and every dead-lettered message, is audited here; a dead-lettered message is also alerted, and
 //! every failed attempt is recorded ([`crate::failures`]).
 
@@ -12,6 +13,7 @@ use serde_json::json;
 use crate::alerts::{Alert, AlertKind, AlertWaker};
 use crate::audit::{AuditLog, Entry};
 use crate::change_requests::ChangeRequests;
+use crate::deployments::rule::DeploymentRule;
 use crate::events::{Decoded, Decoder, Event};
 use crate::failures;
 use crate::github_sync::GithubSync;
@@ -31,6 +33,8 @@ pub struct Router {
     pub store: Store,
     pub github: GithubSync,
     pub change_requests: ChangeRequests,
+    /// The deployment protection rule; CR events release the deployments waiting on them.
+    pub deployments: DeploymentRule,
     pub alerts: AlertWaker,
     /// Live Jira's state; no work is taken while it is down (see [`crate::jira::health`]), nor
     /// while the store is (its state is [`Store::health`]).
@@ -207,7 +211,14 @@ impl Router {
             Event::GithubIssue(issue) | Event::GithubComment(issue) => {
                 self.github.handle(&envelope, issue).await
             }
-            Event::ChangeRequest(cr) => self.change_requests.handle(&envelope, cr).await,
+            Event::ChangeRequest(cr) => {
+                self.change_requests
+                    .handle(&envelope, cr, &self.deployments)
+                    .await
+            }
+            Event::DeploymentRule(deployment) => {
+                self.deployments.handle(&envelope, deployment).await
+            }
             Event::Ignored(_) => Ok(Outcome::Done),
         }
     }

@@ -15,7 +15,11 @@ use crate::alerts::slack::SlackClient;
 use crate::audit::AuditLog;
 use crate::change_requests::ChangeRequests;
 use crate::consumer::{self, ConsumerConfig};
+use crate::deployments::reference::KeyFinder;
+use crate::deployments::rule::DeploymentRule;
 use crate::events::Decoder;
+use crate::gate::Policy;
+use crate::github_app::GithubApp;
 use crate::github_sync::{GithubSync, SyncConfig};
 use crate::jira::ops::JiraOps;
 use crate::jira::{JiraClient, JiraError};
@@ -23,6 +27,7 @@ use crate::metrics::WorkerMetrics;
 use crate::metrics::server::MetricsListener;
 use crate::router::Router;
 use crate::settings::{WorkerArgs, WorkerSettings};
+use crate::store::Store;
 
 /// A worker, assembled: the handler the consumer drives, the dispatcher that sends its alerts,
 /// its metrics and, when `WORKER_METRICS_BIND` is set, their bound listener.
@@ -85,6 +90,13 @@ pub async fn build(
         }
     };
     let waker = AlertWaker::default();
+    let change_requests = ChangeRequests {
+        store: store.clone(),
+        audit: audit.clone(),
+        config: cr.config.clone(),
+        alerts: waker.clone(),
+    };
+    let deployments = deployment_rule(settings, &store, &audit, &waker, &jira, &change_requests)?;
     tracing::info!(
         store = store.backend_name(),
         audit_chain = audit.chain(),
@@ -111,12 +123,8 @@ pub async fn build(
                     ..SyncConfig::default()
                 },
             },
-            change_requests: ChangeRequests {
-                store: store.clone(),
-                audit: audit.clone(),
-                config: cr.config.clone(),
-                alerts: waker.clone(),
-            },
+            change_requests,
+            deployments,
             alerts: waker.clone(),
         },
         dispatcher: Dispatcher {
@@ -128,6 +136,57 @@ pub async fn build(
         },
         metrics: WorkerMetrics::new(store, queue.clone()),
         metrics_listener,
+    })
+}
+
+/// The deployment protection rule: the GitHub App when configured, the gates, the gate's policy.
+///
+/// # Errors
+/// A one-line reason naming `GITHUB_APP_PRIVATE_KEY_FILE` or `GITHUB_API_URL`.
+fn deployment_rule(
+    settings: &WorkerSettings,
+    store: &Store,
+    audit: &AuditLog,
+    waker: &AlertWaker,
+    jira: &JiraOps,
+    change_requests: &ChangeRequests,
+) -> Result<DeploymentRule, String> {
+    let rule = &settings.deployment_rule;
+    let app = match &rule.app {
+        Some(key) => {
+            let credentials = key
+                .credentials()
+                .map_err(|e| format!("GITHUB_APP_PRIVATE_KEY_FILE: {e}"))?;
+            let app = GithubApp::new(credentials, rule.api.clone())
+                .map_err(|e| format!("GITHUB_API_URL: {e}"))?;
+            tracing::info!(app_id = key.id, api = %rule.api, gates = rule.gates.len(),
+                "GitHub App ready: answering deployment protection rule events");
+            Some(Arc::new(app))
+        }
+        None => {
+            if !rule.gates.is_empty() {
+                tracing::warn!(
+                    "[[deployment_gates]] are configured but GITHUB_APP_ID is not set: deployment protection rule events cannot be answered"
+                );
+            }
+            None
+        }
+    };
+    let cr = &settings.change_requests;
+    Ok(DeploymentRule {
+        store: store.clone(),
+        audit: audit.clone(),
+        alerts: waker.clone(),
+        app,
+        gates: rule.gates.clone(),
+        policy: Policy {
+            statuses: cr.config.statuses.clone(),
+            pki: rule.pki.clone(),
+        },
+        keys: KeyFinder::new(&cr.filter.projects),
+        change_requests: change_requests.clone(),
+        jira: jira.live_client().cloned(),
+        filter: cr.filter.clone(),
     })
 }
 

@@ -336,30 +336,19 @@ pub async fn deployment_gate(
     let g = args.settings.open().await?;
     let policy = args.policy(&g)?;
     let subject = format!("tier {} to {environment}", tier.get());
-    let key = match (key, deployment::needs_cr(tier, environment)) {
-        (Some(key), true) => key,
-        (key, needs_cr) => {
-            let (passed, code, reason) = if !needs_cr && environment == Environment::Dev {
-                (
-                    true,
-                    ReasonCode::DevEnvironment,
-                    format!("{subject}: development deploys without a CR"),
-                )
-            } else if !needs_cr {
-                (
-                    true,
-                    ReasonCode::LowTier,
-                    format!("{subject}: tier {} deploys without a CR", tier.get()),
-                )
-            } else {
-                (
+    let key = match (key, deployment::exemption(tier, environment)) {
+        (Some(key), None) => key,
+        (key, exemption) => {
+            let (passed, code, reason) = match exemption {
+                Some(free) => (true, free.code, free.reason),
+                None => (
                     false,
                     ReasonCode::NoCrId,
                     format!(
                         "a tier {} deployment to {environment} needs an approved Change Request: give --jira-cr-id",
                         tier.get()
                     ),
-                )
+                ),
             };
             let decision = Decision {
                 passed,
@@ -418,13 +407,13 @@ pub async fn deployment_gate(
                 detail: json!({"cr_id": key}),
             },
             Some(found) => {
-                let mut verdict = gate::check(&found.record, Some(role), &policy, Utc::now());
-                if verdict.passed()
-                    && let Some(denial) =
-                        deployment::over_budget(&found.record, found.usage.as_ref())
-                {
-                    verdict = Verdict::Refused(denial);
-                }
+                let verdict = deployment::check_cr(
+                    &found.record,
+                    found.usage.as_ref(),
+                    role,
+                    &policy,
+                    Utc::now(),
+                );
                 let refused = matches!(verdict, Verdict::Refused(_));
                 let mut d = decide(found, &verdict, Some(role), source_name(found));
                 if refused {

@@ -43,6 +43,10 @@ pub enum AlertKind {
     DeadLettered,
     /// Jira refuses the worker's credentials or cannot be reached: the worker paused.
     JiraUnavailable,
+    /// The deployment protection rule let a GitHub deployment go.
+    DeploymentApproved,
+    /// The deployment protection rule stopped a GitHub deployment.
+    DeploymentRejected,
 }
 
 impl AlertKind {
@@ -55,6 +59,8 @@ impl AlertKind {
             AlertKind::BudgetExhausted => "budget_exhausted",
             AlertKind::DeadLettered => "dead_lettered",
             AlertKind::JiraUnavailable => "jira_unavailable",
+            AlertKind::DeploymentApproved => "deployment_approved",
+            AlertKind::DeploymentRejected => "deployment_rejected",
         }
     }
 }

@@ -144,13 +144,15 @@ fn headline(alert: &Alert) -> String {
         AlertKind::JiraUnavailable => {
             "unavailable: the worker paused, events stay queued until Jira answers again".into()
         }
+        AlertKind::DeploymentApproved => "deployment approved".into(),
+        AlertKind::DeploymentRejected => "deployment rejected".into(),
     }
 }
 
 fn icon(kind: AlertKind) -> &'static str {
     match kind {
-        AlertKind::CrApproved => ":white_check_mark:",
-        AlertKind::CrRejected => ":no_entry:",
+        AlertKind::CrApproved | AlertKind::DeploymentApproved => ":white_check_mark:",
+        AlertKind::CrRejected | AlertKind::DeploymentRejected => ":no_entry:",
         AlertKind::CrRevoked | AlertKind::BudgetExhausted => ":warning:",
         AlertKind::BudgetWarning => ":hourglass_flowing_sand:",
         AlertKind::DeadLettered | AlertKind::JiraUnavailable => ":rotating_light:",

@@ -31,6 +31,7 @@ use serde_json::json;
 
 use crate::alerts::{Alert, AlertWaker};
 use crate::audit::{AuditLog, Entry};
+use crate::deployments::rule::DeploymentRule;
 use crate::events::jira::{CrEvent, IssueEventKind};
 use crate::handler::{Failure, Outcome};
 use crate::metrics::governance;
@@ -72,6 +73,7 @@ pub struct Applied {
 }
 
 /// The CR handler.
+#[derive(Clone)]
 pub struct ChangeRequests {
     pub store: Store,
     pub audit: AuditLog,
@@ -85,7 +87,14 @@ impl ChangeRequests {
     /// # Errors
     /// [`Failure`], classified: an issue that cannot be read as a CR is permanent; a store that
     /// cannot be reached, or an audit trail that cannot be written, is retried.
-    pub async fn handle(&self, envelope: &Envelope, event: &CrEvent) -> Result<Outcome, Failure> {
+    /// The deployments waiting on the CR are then released (answered when its record now decides
+    /// them), before the delivery is marked done, so that a failed release is retried with it.
+    pub async fn handle(
+        &self,
+        envelope: &Envelope,
+        event: &CrEvent,
+        deployments: &DeploymentRule,
+    ) -> Result<Outcome, Failure> {
         let delivery = envelope.delivery.as_str();
         let deleted = event.kind == IssueEventKind::Deleted;
         let record = CrRecord::from_issue(
@@ -114,6 +123,7 @@ impl ChangeRequests {
             }
         };
         self.audit_event(envelope, &record, &applied).await?;
+        deployments.release(&record.key).await?;
         self.store.mark_done(delivery, APPLIED_TTL).await?;
         if applied.alert.is_some() {
             self.alerts.wake();

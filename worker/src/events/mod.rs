@@ -4,10 +4,12 @@
 //!
 //! # Layout
 //! - [`github`]: the parts of GitHub payloads the worker reads, and [`github::IssueIdentity`].
+//! - [`deployment`]: GitHub's `deployment_protection_rule` event and the deployment it names.
 //! - [`jira`]: the Jira issue webhooks, and which issues are Change Requests.
 //! - [`claims`]: the payload of an envelope, inline or claimed.
 
 pub mod claims;
+pub mod deployment;
 pub mod github;
 pub mod jira;
 
@@ -16,6 +18,7 @@ use std::time::Duration;
 use hookbridge_shared::claim::ClaimStore;
 use hookbridge_shared::envelope::{Envelope, Source};
 
+use deployment::DeploymentRuleEvent;
 use github::IssueEvent;
 use jira::{CrEvent, CrFilter, JiraEvent};
 
@@ -28,6 +31,8 @@ pub enum Event {
     GithubComment(IssueEvent),
     /// `jira:issue_created|updated|deleted` on a Change Request.
     ChangeRequest(CrEvent),
+    /// `deployment_protection_rule.requested`: a deployment asks the rule.
+    DeploymentRule(DeploymentRuleEvent),
     /// Nothing to do, and why (logged and acknowledged).
     Ignored(String),
 }
@@ -40,6 +45,7 @@ impl Event {
                 Some(format!("github:{}", e.sender.login))
             }
             Event::ChangeRequest(e) => e.user.as_ref().map(|u| format!("jira:{}", u.name)),
+            Event::DeploymentRule(_) => None,
             Event::Ignored(_) => None,
         }
     }
@@ -88,6 +94,25 @@ impl Decoder {
             .any(|l| l.eq_ignore_ascii_case(login))
     }
 
+    /// A `deployment_protection_rule` delivery; only `requested` asks for a decision.
+    async fn deployment_rule(
+        claims: &ClaimStore,
+        envelope: &Envelope,
+    ) -> Result<Event, DecodeError> {
+        let payload = claims::payload(claims, envelope).await?;
+        let event: DeploymentRuleEvent = serde_json::from_slice(&payload).map_err(|e| {
+            DecodeError::Permanent(format!("{} payload is not understood: {e}", envelope.event))
+        })?;
+        Ok(if event.action == "requested" {
+            Event::DeploymentRule(event)
+        } else {
+            Event::Ignored(format!(
+                "deployment_protection_rule.{} not handled",
+                event.action
+            ))
+        })
+    }
+
     /// Decodes one message body.
     ///
     /// # Errors
@@ -117,6 +142,9 @@ impl Decoder {
         let comment = match envelope.event.as_str() {
             "issues" => false,
             "issue_comment" => true,
+            "deployment_protection_rule" => {
+                return Self::deployment_rule(&self.claims, envelope).await;
+            }
             _ => return Ok(Event::Ignored("GitHub event not handled".into())),
         };
         let payload = claims::payload(&self.claims, envelope).await?;

@@ -4,7 +4,9 @@
 
 use std::fmt;
 
-use super::{Denial, ReasonCode};
+use chrono::{DateTime, Utc};
+
+use super::{Denial, Policy, ReasonCode, Verdict};
 use crate::change_requests::record::CrRecord;
 use crate::change_requests::usage::Usage;
 
@@ -52,6 +54,52 @@ pub fn needs_cr(tier: Tier, environment: Environment) -> bool {
     environment != Environment::Dev && tier.0 >= 3
 }
 
+/// Why a deployment passes without a CR: the table's free cells.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exemption {
+    /// [`ReasonCode::DevEnvironment`] or [`ReasonCode::LowTier`].
+    pub code: ReasonCode,
+    pub reason: String,
+}
+
+/// `Some` when a deployment of `tier` to `environment` needs no CR, with why.
+pub fn exemption(tier: Tier, environment: Environment) -> Option<Exemption> {
+    if needs_cr(tier, environment) {
+        return None;
+    }
+    let subject = format!("tier {} to {environment}", tier.get());
+    Some(if environment == Environment::Dev {
+        Exemption {
+            code: ReasonCode::DevEnvironment,
+            reason: format!("{subject}: development deploys without a CR"),
+        }
+    } else {
+        Exemption {
+            code: ReasonCode::LowTier,
+            reason: format!("{subject}: tier {} deploys without a CR", tier.get()),
+        }
+    })
+}
+
+/// The verdict on a deployment's CR — the one both `hookbridge gate` and the deployment
+/// protection rule apply: [`super::check`] with the required role, then the token budget (an
+/// approved CR over its budget is refused: waiting will not change it).
+pub fn check_cr(
+    record: &CrRecord,
+    usage: Option<&Usage>,
+    role: &str,
+    policy: &Policy,
+    now: DateTime<Utc>,
+) -> Verdict {
+    let verdict = super::check(record, Some(role), policy, now);
+    if verdict.passed()
+        && let Some(denial) = over_budget(record, usage)
+    {
+        return Verdict::Refused(denial);
+    }
+    verdict
+}
+
 /// Why recorded usage stops a deployment, when it does.
 pub fn over_budget(record: &CrRecord, usage: Option<&Usage>) -> Option<Denial> {
     let budget = record.budget_tokens?;
@@ -81,5 +129,19 @@ mod tests {
             }
         }
         assert!(Tier::new(0).is_err() && Tier::new(5).is_err());
+    }
+
+    #[test]
+    fn exemptions_are_the_free_cells_of_the_table() {
+        let tier = |n| Tier::new(n).unwrap();
+        assert_eq!(
+            exemption(tier(4), Environment::Dev).map(|e| e.code),
+            Some(ReasonCode::DevEnvironment)
+        );
+        assert_eq!(
+            exemption(tier(2), Environment::Prod).map(|e| e.code),
+            Some(ReasonCode::LowTier)
+        );
+        assert_eq!(exemption(tier(3), Environment::Staging), None);
     }
 }

@@ -64,6 +64,9 @@ pub enum ReasonCode {
     OverBudget,
     /// `--wait` ran out before the CR was approved.
     TimedOut,
+    /// Passed: no `[[deployment_gates]]` table lists the deployment's repository and environment
+    /// (the deployment protection rule).
+    NotGated,
 }
 
 impl ReasonCode {
@@ -84,6 +87,7 @@ impl ReasonCode {
             ReasonCode::SignatureInvalid => "signature_invalid",
             ReasonCode::OverBudget => "over_budget",
             ReasonCode::TimedOut => "timed_out",
+            ReasonCode::NotGated => "not_gated",
         }
     }
 }

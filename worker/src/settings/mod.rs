@@ -6,8 +6,10 @@
 //! - [`store`]: `REDIS_URL` or the embedded store.
 //! - [`jira`]: the Jira connection, or dry-run.
 //! - [`change_requests`]: CR fields, statuses, cache TTL, Slack.
+//! - [`deployments`]: the GitHub App, the deployment gates and PKI of the deployment rule.
 
 pub mod change_requests;
+pub mod deployments;
 pub mod jira;
 pub mod store;
 
@@ -19,6 +21,7 @@ use hookbridge_shared::queue::Queue;
 use hookbridge_shared::routing::{JiraProjectKey, Routing};
 
 pub use change_requests::{CrArgs, CrSettings};
+pub use deployments::{DeploymentRuleArgs, DeploymentRuleSettings};
 pub use jira::{JiraArgs, JiraSettings};
 pub use store::{StoreArgs, StoreSettings};
 
@@ -113,6 +116,9 @@ pub struct WorkerArgs {
     #[command(flatten)]
     pub change_requests: CrArgs,
 
+    #[command(flatten)]
+    pub deployment_rule: DeploymentRuleArgs,
+
     /// `host:port` of the worker's Prometheus `/metrics` listener (off unless set).
     #[arg(long, env = "WORKER_METRICS_BIND")]
     pub metrics_bind: Option<String>,
@@ -140,6 +146,7 @@ pub struct WorkerSettings {
     pub lock_ttl: Duration,
     pub ignore_logins: Vec<String>,
     pub change_requests: CrSettings,
+    pub deployment_rule: DeploymentRuleSettings,
     /// `WORKER_METRICS_BIND`, when set.
     pub metrics_bind: Option<String>,
 }
@@ -185,6 +192,7 @@ impl WorkerSettings {
                 .filter(|l| !l.is_empty())
                 .collect(),
             change_requests: args.change_requests.settings(&file)?,
+            deployment_rule: args.deployment_rule.settings(&file)?,
             metrics_bind: args
                 .metrics_bind
                 .as_deref()

@@ -15,6 +15,7 @@ use crate::audit::ChainHead;
 use crate::change_requests::record::{CrKey, CrRecord};
 use crate::change_requests::transition::HistoryEntry;
 use crate::change_requests::{Applied, Usage};
+use crate::deployments::{Answer, WaitingDeployment};
 use crate::events::github::IssueIdentity;
 use crate::failures::FailedAttempt;
 use crate::github_sync::{CommentRecord, Intent, Mapping};
@@ -246,6 +247,28 @@ impl std::fmt::Display for LockName {
     }
 }
 
+/// The deployments waiting for a CR's approval (the deployment protection rule).
+pub struct DeploymentsWaiting<'a>(pub &'a CrKey);
+
+impl StoreKey for DeploymentsWaiting<'_> {
+    type Value = Vec<WaitingDeployment>;
+    const PREFIX: &'static str = "deployments-waiting:";
+    fn suffix(&self) -> String {
+        self.0.to_string()
+    }
+}
+
+/// GitHub's answer to a deployment, once given: `owner/name/runs/<run>/<environment>`.
+pub struct DeploymentAnswered<'a>(pub &'a str);
+
+impl StoreKey for DeploymentAnswered<'_> {
+    type Value = Answer;
+    const PREFIX: &'static str = "deployment-answered:";
+    fn suffix(&self) -> String {
+        self.0.to_owned()
+    }
+}
+
 /// Every key prefix, for the test below; a new key type adds its prefix here.
 #[cfg(test)]
 pub(crate) const ALL_PREFIXES: &[&str] = &[
@@ -266,6 +289,8 @@ pub(crate) const ALL_PREFIXES: &[&str] = &[
     <GateDecisions as StoreCounters>::PREFIX,
     <CrCheckFailures as StoreCounters>::PREFIX,
     <ApprovalLatency as StoreCounters>::PREFIX,
+    <DeploymentsWaiting<'static> as StoreKey>::PREFIX,
+    <DeploymentAnswered<'static> as StoreKey>::PREFIX,
 ];
 
 #[cfg(test)]
