@@ -27,6 +27,15 @@ pub enum Stage {
     Prod,
 }
 
+impl Stage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Staging => "staging",
+            Stage::Prod => "prod",
+        }
+    }
+}
+
 /// A tier, 1 to 4, as the file gives it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "u8")]

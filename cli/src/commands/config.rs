@@ -79,6 +79,26 @@ pub fn run(command: ConfigCommand) -> Result<(), Failure> {
                     );
                 }
             }
+            for (i, gate) in config.deployment_gates.iter().enumerate() {
+                let repositories: Vec<&str> =
+                    gate.repositories.iter().map(|r| r.as_str()).collect();
+                let environments: Vec<&str> =
+                    gate.environments.iter().map(|e| e.as_str()).collect();
+                println!(
+                    "  deployment_gates[{i}]: {} to {} — tier {}, stage {}, role {:?}",
+                    if repositories.is_empty() {
+                        "any repository".to_owned()
+                    } else {
+                        repositories.join(", ")
+                    },
+                    environments.join(", "),
+                    gate.tier.get(),
+                    gate.stage.as_str(),
+                    gate.role
+                        .as_deref()
+                        .unwrap_or(hookbridge_worker::gate::DEFAULT_ROLE)
+                );
+            }
             for role in &approver_roles {
                 println!("  approvers: {} approve as {:?}", role.field, role.role);
             }

@@ -27,6 +27,7 @@ use crate::gate::{DEFAULT_ROLE, Policy, ReasonCode, Verdict};
 use crate::github_app::{GithubApp, GithubAppError, ReviewOutcome, ReviewState};
 use crate::handler::{Failure, Outcome};
 use crate::jira::JiraClient;
+use crate::metrics::governance::{self, Asker};
 use crate::store::keys::{CrRecordKey, CrUsage, DeploymentAnswered, DeploymentsWaiting};
 use crate::store::{Store, Transaction};
 
@@ -46,7 +47,7 @@ pub struct DeploymentRule {
     pub store: Store,
     pub audit: AuditLog,
     pub alerts: AlertWaker,
-    /// `None` without `GITHUB_APP_ID`: the events cannot be answered and are dead-lettered.
+    /// `None` without `GITHUB_APP_ID`: the rule is off, its events are acknowledged and ignored.
     pub app: Option<Arc<GithubApp>>,
     pub gates: Vec<DeploymentGate>,
     pub policy: Policy,
@@ -77,13 +78,6 @@ fn environment_of(stage: Stage) -> Environment {
     match stage {
         Stage::Staging => Environment::Staging,
         Stage::Prod => Environment::Prod,
-    }
-}
-
-fn stage_name(stage: Stage) -> &'static str {
-    match stage {
-        Stage::Staging => "staging",
-        Stage::Prod => "prod",
     }
 }
 
@@ -175,16 +169,6 @@ fn github_failure(e: &GithubAppError) -> Failure {
 }
 
 impl DeploymentRule {
-    fn app(&self) -> Result<&GithubApp, Failure> {
-        self.app.as_deref().ok_or_else(|| {
-            Failure::Fail(
-                "a deployment_protection_rule event arrived but GITHUB_APP_ID and \
-                 GITHUB_APP_PRIVATE_KEY_FILE are not set: it cannot be answered"
-                    .into(),
-            )
-        })
-    }
-
     /// Decides one `deployment_protection_rule` delivery: answered, or left waiting on its CR.
     ///
     /// # Errors
@@ -195,10 +179,20 @@ impl DeploymentRule {
         envelope: &Envelope,
         event: &DeploymentRuleEvent,
     ) -> Result<Outcome, Failure> {
-        let app = self.app()?;
         let identity = DeploymentIdentity::of(event).map_err(Failure::Fail)?;
         let id = identity.as_key();
         let delivery = envelope.delivery.as_str();
+        let Some(app) = self.app.as_deref() else {
+            // Off (README, "Gating deployments without a CI step"): said, never dead-lettered.
+            tracing::info!(deployment = %id, "deployment protection rule event ignored: GITHUB_APP_ID is not set");
+            let entry = Entry::new("event.ignored", delivery)
+                .outcome("ignored")
+                .id("delivery", delivery)
+                .detail(json!({"why": "GITHUB_APP_ID is not set: the deployment protection rule is off", "deployment": id}));
+            self.audit.record(entry).await?;
+            self.store.mark_done(delivery, KEPT).await?;
+            return Ok(Outcome::Done);
+        };
         if self.store.read(&DeploymentAnswered(&id)).await?.is_some() {
             self.store.mark_done(delivery, KEPT).await?;
             return Ok(Outcome::Done);
@@ -216,7 +210,7 @@ impl DeploymentRule {
             installation_id,
             callback_url: event.deployment_callback_url.clone(),
             tier: gate.map_or(0, |g| g.tier.get()),
-            stage: gate.map_or("", |g| stage_name(g.stage)).to_owned(),
+            stage: gate.map_or("", |g| g.stage.as_str()).to_owned(),
             role: gate
                 .and_then(|g| g.role.clone())
                 .unwrap_or_else(|| DEFAULT_ROLE.to_owned()),
@@ -488,7 +482,17 @@ impl DeploymentRule {
         let mut tx = Transaction::new();
         tx.expect_absent(&DeploymentAnswered(&deployment.id));
         tx.put(&DeploymentAnswered(&deployment.id), &answer, Some(KEPT))?;
-        if outcome == ReviewOutcome::Recorded {
+        // Counted and alerted with the first stored answer: when GitHub had it decided already,
+        // that was most likely this rule's own answer from an attempt that died before storing
+        // it. A run GitHub no longer knows was answered by no one.
+        if outcome != ReviewOutcome::Gone {
+            governance::count_decision(
+                &mut tx,
+                Asker::DeploymentRule,
+                ruling.state == ReviewState::Approved,
+                ruling.code,
+                ruling.cr.is_some(),
+            )?;
             Alert {
                 id: format!("deployment:{}", deployment.id),
                 at: answer.at,
@@ -524,10 +528,12 @@ impl DeploymentRule {
     /// [`Failure`], classified (the CR event is then retried; answered deployments are not asked
     /// again).
     pub async fn release(&self, cr: &CrKey) -> Result<(), Failure> {
+        let Some(app) = self.app.as_deref() else {
+            return Ok(());
+        };
         let Some(waiting) = self.store.read(&DeploymentsWaiting(cr)).await? else {
             return Ok(());
         };
-        let app = self.app()?;
         for deployment in waiting {
             if self
                 .store

@@ -26,6 +26,8 @@ pub enum Asker {
     Gate,
     /// `hookbridge cr validate`.
     CrValidate,
+    /// The GitHub deployment protection rule (a deployment answered through GitHub's callback).
+    DeploymentRule,
 }
 
 impl Asker {
@@ -33,6 +35,7 @@ impl Asker {
         match self {
             Asker::Gate => "gate",
             Asker::CrValidate => "cr_validate",
+            Asker::DeploymentRule => "deployment_rule",
         }
     }
 }
@@ -84,6 +87,22 @@ pub async fn record_decision(
     checked_cr: bool,
 ) -> Result<(), StoreError> {
     let mut tx = Transaction::new();
+    count_decision(&mut tx, command, passed, reason, checked_cr)?;
+    store.commit(&tx).await.map(|_| ())
+}
+
+/// Adds one gate decision to `tx` (the transaction that records it, when there is one, so that it
+/// counts once however often it is retried).
+///
+/// # Errors
+/// [`StoreError::Corrupt`] when the labels cannot be encoded.
+pub fn count_decision(
+    tx: &mut Transaction,
+    command: Asker,
+    passed: bool,
+    reason: ReasonCode,
+    checked_cr: bool,
+) -> Result<(), StoreError> {
     tx.increment(
         &GateDecisions,
         &DecisionLabels {
@@ -96,7 +115,7 @@ pub async fn record_decision(
     if checked_cr && !passed {
         tx.increment(&CrCheckFailures, &CheckFailureLabels { command, reason }, 1)?;
     }
-    store.commit(&tx).await.map(|_| ())
+    Ok(())
 }
 
 /// Adds one approval that took `latency` to `tx` (the transaction that records the approval).
