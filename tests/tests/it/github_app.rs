@@ -578,3 +578,55 @@ mod fake {
         );
     }
 }
+
+/// Half an App configuration, or a key that is not one, stops the worker at start with exit 2 and
+/// the key's name, without printing what the file holds.
+#[tokio::test]
+async fn the_worker_refuses_a_broken_app_configuration_at_start() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let not_a_key = dir.path().join("not-a-key.pem");
+    std::fs::write(
+        &not_a_key,
+        "-----BEGIN RSA PRIVATE KEY-----\nc2VjcmV0LWJ5dGVz\n-----END RSA PRIVATE KEY-----\n",
+    )
+    .expect("write");
+    let data = ("HOOKBRIDGE_DATA_DIR", dir.path().display().to_string());
+    let cases: [(&[(&str, String)], &str); 3] = [
+        (
+            &[("GITHUB_APP_ID", "4242".into())],
+            "GITHUB_APP_PRIVATE_KEY_FILE",
+        ),
+        (
+            &[(
+                "GITHUB_APP_PRIVATE_KEY_FILE",
+                not_a_key.display().to_string(),
+            )],
+            "GITHUB_APP_ID",
+        ),
+        (
+            &[
+                ("GITHUB_APP_ID", "4242".into()),
+                (
+                    "GITHUB_APP_PRIVATE_KEY_FILE",
+                    not_a_key.display().to_string(),
+                ),
+            ],
+            "GITHUB_APP_PRIVATE_KEY_FILE",
+        ),
+    ];
+    for (settings, key) in cases {
+        let mut env: Vec<(&str, String)> = vec![data.clone()];
+        env.extend(settings.iter().cloned());
+        let (exit, output) = hookbridge_tests::process::run_to_end(
+            "hookbridge-worker",
+            &[],
+            &env,
+            Duration::from_secs(30),
+        )
+        .await;
+        let printed = output.join("\n");
+        assert_eq!(exit.code(), Some(2), "{settings:?}: {printed}");
+        assert!(printed.contains(key), "{settings:?}: {printed}");
+        assert!(!printed.contains("c2VjcmV0LWJ5dGVz"), "{printed}");
+    }
+}
