@@ -13,9 +13,11 @@
 //! # Layout
 //! - [`reference`]: which CR a deployment names, and where it was found.
 //! - [`rule`]: deciding, answering GitHub, waiting, and releasing the waiting deployments.
+//! - [`waiting`]: the deployments waiting on each CR, in the store.
 
 pub mod reference;
 pub mod rule;
+pub mod waiting;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

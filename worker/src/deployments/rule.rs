@@ -13,7 +13,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::reference::{self, Evidence, Found, KeyFinder, LinkedPull};
-use super::{Answer, WaitingDeployment};
+use super::{Answer, WaitingDeployment, waiting};
 use crate::alerts::{Alert, AlertKind, AlertWaker};
 use crate::audit::{AuditLog, Entry};
 use crate::change_requests::ChangeRequests;
@@ -28,14 +28,12 @@ use crate::github_app::{GithubApp, GithubAppError, ReviewOutcome, ReviewState};
 use crate::handler::{Failure, Outcome};
 use crate::jira::JiraClient;
 use crate::metrics::governance::{self, Asker};
-use crate::store::keys::{CrRecordKey, CrUsage, DeploymentAnswered, DeploymentsWaiting};
+use crate::store::keys::{CrRecordKey, CrUsage, DeploymentAnswered};
 use crate::store::{Store, Transaction};
 
 /// How long an answer and a waiting deployment are kept: GitHub lets a deployment wait for a
 /// custom rule for up to 30 days.
 const KEPT: Duration = Duration::from_secs(31 * 24 * 3600);
-/// How often a write is tried again when another worker changed the waiting list in between.
-const MAX_CONFLICTS: usize = 20;
 
 /// What a deployment is told when it names no CR.
 pub const HOW_TO_REFERENCE: &str = "name the Change Request: put its key (e.g. CR-123) in the \
@@ -218,65 +216,10 @@ impl DeploymentRule {
             since: Utc::now(),
             delivery: delivery.to_owned(),
         };
-        let next = match gate {
-            None => Next::Answer(Ruling {
-                state: ReviewState::Approved,
-                code: ReasonCode::NotGated,
-                reason: format!(
-                    "{} of {} is not gated by hookbridge (no [[deployment_gates]] table lists it)",
-                    event.environment, identity.repository
-                ),
-                cr: None,
-            }),
-            Some(gate) => {
-                let tier = Tier::new(gate.tier.get()).map_err(Failure::Fail)?;
-                match deployment::exemption(tier, environment_of(gate.stage)) {
-                    Some(free) => Next::Answer(Ruling {
-                        state: ReviewState::Approved,
-                        code: free.code,
-                        reason: free.reason,
-                        cr: None,
-                    }),
-                    None => {
-                        let mut evidence = EventEvidence {
-                            event,
-                            app,
-                            installation_id,
-                        };
-                        match reference::find(&mut evidence, &self.keys).await.map_err(
-                            |reason| Failure::Retry {
-                                after: Duration::from_secs(5),
-                                reason,
-                            },
-                        )? {
-                            Found::Nothing => Next::Answer(Ruling {
-                                state: ReviewState::Rejected,
-                                code: ReasonCode::NoCrId,
-                                reason: format!(
-                                    "a tier {} deployment to {} needs an approved Change Request: {HOW_TO_REFERENCE}",
-                                    tier.get(),
-                                    event.environment
-                                ),
-                                cr: None,
-                            }),
-                            Found::Invalid(given) => Next::Answer(Ruling {
-                                state: ReviewState::Rejected,
-                                code: ReasonCode::NoCrId,
-                                reason: format!(
-                                    "jira_cr_id {given:?} is not the key of a Change Request project"
-                                ),
-                                cr: None,
-                            }),
-                            Found::Key(key, place) => {
-                                tracing::debug!(cr = %key, %place, deployment = %id, "deployment names its CR");
-                                waiting.cr = Some(key.clone());
-                                self.judge(&key, &waiting.role).await?
-                            }
-                        }
-                    }
-                }
-            }
-        };
+        let (next, cr) = self
+            .decide(app, event, &identity, gate, installation_id, &waiting.role)
+            .await?;
+        waiting.cr = cr;
         match next {
             Next::Answer(ruling) => self.answer(app, &waiting, &ruling).await?,
             Next::Wait { cr, reason } => {
@@ -290,6 +233,77 @@ impl DeploymentRule {
         }
         self.store.mark_done(delivery, KEPT).await?;
         Ok(Outcome::Done)
+    }
+
+    /// What the gate says about a deployment: the table that gates it (`None`: not gated), its
+    /// exemptions, then the CR it names; with that CR, when it names one.
+    async fn decide(
+        &self,
+        app: &GithubApp,
+        event: &DeploymentRuleEvent,
+        identity: &DeploymentIdentity,
+        gate: Option<&DeploymentGate>,
+        installation_id: u64,
+        role: &str,
+    ) -> Result<(Next, Option<CrKey>), Failure> {
+        let approved = |code, reason| {
+            Next::Answer(Ruling {
+                state: ReviewState::Approved,
+                code,
+                reason,
+                cr: None,
+            })
+        };
+        let rejected = |reason| {
+            Next::Answer(Ruling {
+                state: ReviewState::Rejected,
+                code: ReasonCode::NoCrId,
+                reason,
+                cr: None,
+            })
+        };
+        let Some(gate) = gate else {
+            let reason = format!(
+                "{} of {} is not gated by hookbridge (no [[deployment_gates]] table lists it)",
+                event.environment, identity.repository
+            );
+            return Ok((approved(ReasonCode::NotGated, reason), None));
+        };
+        let tier = Tier::new(gate.tier.get()).map_err(Failure::Fail)?;
+        if let Some(free) = deployment::exemption(tier, environment_of(gate.stage)) {
+            return Ok((approved(free.code, free.reason), None));
+        }
+        let mut evidence = EventEvidence {
+            event,
+            app,
+            installation_id,
+        };
+        let found = reference::find(&mut evidence, &self.keys)
+            .await
+            .map_err(|reason| Failure::Retry {
+                after: Duration::from_secs(5),
+                reason,
+            })?;
+        Ok(match found {
+            Found::Nothing => (
+                rejected(format!(
+                    "a tier {} deployment to {} needs an approved Change Request: {HOW_TO_REFERENCE}",
+                    tier.get(),
+                    event.environment
+                )),
+                None,
+            ),
+            Found::Invalid(given) => (
+                rejected(format!(
+                    "jira_cr_id {given:?} is not the key of a Change Request project"
+                )),
+                None,
+            ),
+            Found::Key(key, place) => {
+                tracing::debug!(cr = %key, %place, deployment = %identity.as_key(), "deployment names its CR");
+                (self.judge(&key, role).await?, Some(key))
+            }
+        })
     }
 
     /// The gate's verdict on CR `key` for a deployment needing `role`.
@@ -355,73 +369,27 @@ impl DeploymentRule {
         })
     }
 
-    /// Records `deployment` as waiting on its CR (once, however often asked).
+    /// Records `deployment` as waiting on `cr`, audited the first time.
     async fn wait(
         &self,
         cr: &CrKey,
         deployment: &WaitingDeployment,
         reason: &str,
     ) -> Result<(), Failure> {
-        let key = DeploymentsWaiting(cr);
-        for _ in 0..MAX_CONFLICTS {
-            let stored = self.store.read_versioned(&key).await?;
-            let mut list = stored.value.clone().unwrap_or_default();
-            if list.iter().any(|w| w.id == deployment.id) {
-                return Ok(());
-            }
-            list.push(deployment.clone());
-            let mut tx = Transaction::new();
-            tx.expect_unchanged(&key, &stored);
-            tx.put(&key, &list, Some(KEPT))?;
-            if self.store.commit(&tx).await? {
-                let entry = Entry::new("deployment.waiting", deployment.id.as_str())
-                    .outcome("waiting")
-                    .id("delivery", deployment.delivery.as_str())
-                    .id("jira", cr.as_str())
-                    .id("repository", deployment.repository.as_str())
-                    .detail(
-                        json!({"environment": deployment.environment, "reason": reason,
-                                   "tier": deployment.tier, "stage": deployment.stage}),
-                    );
-                self.audit.record(entry).await?;
-                tracing::info!(deployment = %deployment.id, %cr, %reason, "deployment waits for its CR");
-                return Ok(());
-            }
+        if waiting::add(&self.store, cr, deployment, KEPT).await? {
+            let entry = Entry::new("deployment.waiting", deployment.id.as_str())
+                .outcome("waiting")
+                .id("delivery", deployment.delivery.as_str())
+                .id("jira", cr.as_str())
+                .id("repository", deployment.repository.as_str())
+                .detail(
+                    json!({"environment": deployment.environment, "reason": reason,
+                               "tier": deployment.tier, "stage": deployment.stage}),
+                );
+            self.audit.record(entry).await?;
+            tracing::info!(deployment = %deployment.id, %cr, %reason, "deployment waits for its CR");
         }
-        Err(Failure::Retry {
-            after: Duration::from_secs(1),
-            reason: format!("{cr}: the waiting list kept changing"),
-        })
-    }
-
-    /// Removes `id` from the deployments waiting on `cr`.
-    async fn stop_waiting(&self, cr: &CrKey, id: &str) -> Result<(), Failure> {
-        let key = DeploymentsWaiting(cr);
-        for _ in 0..MAX_CONFLICTS {
-            let stored = self.store.read_versioned(&key).await?;
-            let Some(mut list) = stored.value.clone() else {
-                return Ok(());
-            };
-            let before = list.len();
-            list.retain(|w| w.id != id);
-            if list.len() == before {
-                return Ok(());
-            }
-            let mut tx = Transaction::new();
-            tx.expect_unchanged(&key, &stored);
-            if list.is_empty() {
-                tx.delete(&key);
-            } else {
-                tx.put(&key, &list, Some(KEPT))?;
-            }
-            if self.store.commit(&tx).await? {
-                return Ok(());
-            }
-        }
-        Err(Failure::Retry {
-            after: Duration::from_secs(1),
-            reason: format!("{cr}: the waiting list kept changing"),
-        })
+        Ok(())
     }
 
     /// Answers GitHub for `deployment`: audited first (the comment names the record), then the
@@ -516,7 +484,7 @@ impl DeploymentRule {
         tracing::info!(deployment = %deployment.id, decision = ruling.state.as_str(),
             outcome = ?outcome, cr, "deployment answered");
         if let Some(cr) = &ruling.cr {
-            self.stop_waiting(cr, &deployment.id).await?;
+            waiting::remove(&self.store, cr, &deployment.id, KEPT).await?;
         }
         Ok(())
     }
@@ -531,17 +499,14 @@ impl DeploymentRule {
         let Some(app) = self.app.as_deref() else {
             return Ok(());
         };
-        let Some(waiting) = self.store.read(&DeploymentsWaiting(cr)).await? else {
-            return Ok(());
-        };
-        for deployment in waiting {
+        for deployment in waiting::list(&self.store, cr).await? {
             if self
                 .store
                 .read(&DeploymentAnswered(&deployment.id))
                 .await?
                 .is_some()
             {
-                self.stop_waiting(cr, &deployment.id).await?;
+                waiting::remove(&self.store, cr, &deployment.id, KEPT).await?;
                 continue;
             }
             if let Next::Answer(ruling) = self.judge(cr, &deployment.role).await? {
