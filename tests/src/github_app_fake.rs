@@ -40,8 +40,11 @@
 //! - **An unknown run** gets `404 Not Found`, GitHub's answer for any resource it does not know.
 //!
 //! Tests steer it with [`GithubAppFake::fail_next`] (the next answers are 500, 401, 403/429 rate
-//! limits, …) and read [`GithubAppFake::reviews`] and [`GithubAppFake::requests`] (which never
-//! hold a token or JWT, only which kind of credential was sent).
+//! limits, …), [`GithubAppFake::expire_tokens`] (every token issued so far expires now, as if the
+//! App's clock ran behind GitHub's) and [`GithubAppFake::hold_reviews`] (a decision is taken but
+//! its `204` is held back: the App may die before it learns that GitHub took it), and read
+//! [`GithubAppFake::reviews`] and [`GithubAppFake::requests`] (which never hold a token or JWT,
+//! only which kind of credential was sent).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -215,6 +218,8 @@ struct Data {
     pulls: HashMap<(String, String), Vec<Value>>,
     /// The next answers to replace with this status.
     failures: Vec<StatusCode>,
+    /// Decisions taken whose `204` was held back by [`GithubAppFake::hold_reviews`].
+    held: usize,
     remaining: u32,
     reset: u64,
     log: Vec<AppRequest>,
@@ -226,6 +231,8 @@ struct Shared {
     /// the fake does not check the worker's signatures with the worker's own code.
     public_key: VerifyingKey<rsa::sha2::Sha256>,
     data: Mutex<Data>,
+    /// `true` while [`GithubAppFake::hold_reviews`] holds the answers to decisions taken.
+    hold: tokio::sync::watch::Sender<bool>,
 }
 
 /// A running fake; stops when dropped.
@@ -261,11 +268,13 @@ impl GithubAppFake {
                 commits: HashMap::new(),
                 pulls: HashMap::new(),
                 failures: Vec::new(),
+                held: 0,
                 remaining: config.rate_limit,
                 reset: epoch_now() + 3600,
                 log: Vec::new(),
             }),
             config,
+            hold: tokio::sync::watch::Sender::new(false),
         });
         let app = Router::new().fallback(handle).with_state(shared.clone());
         Self {
@@ -348,6 +357,28 @@ impl GithubAppFake {
         self.data().failures.extend(std::iter::repeat_n(status, n));
     }
 
+    /// Every installation token issued so far expires now: the next request with one gets `401
+    /// Bad credentials`, as when a token outlives its `expires_at` on GitHub's clock.
+    pub fn expire_tokens(&self) {
+        let now = SystemTime::now();
+        for issued in self.data().tokens.values_mut() {
+            issued.expires_at = now;
+        }
+    }
+
+    /// While `on`, a decision GitHub takes (`204`) is recorded at once — it is in
+    /// [`reviews`](Self::reviews) and a second decision gets `422` — but the `204` is not sent
+    /// until the hold ends (`hold_reviews(false)` or the fake is dropped): the App can be killed
+    /// after GitHub took its decision and before it knew. Other answers are not held.
+    pub fn hold_reviews(&self, on: bool) {
+        self.shared.hold.send_replace(on);
+    }
+
+    /// How many decisions had their `204` held back so far.
+    pub fn reviews_held(&self) -> usize {
+        self.data().held
+    }
+
     /// How many installation tokens were issued.
     pub fn tokens_issued(&self) -> usize {
         self.data().issued
@@ -356,6 +387,13 @@ impl GithubAppFake {
     /// Every request, with its answer.
     pub fn requests(&self) -> Vec<AppRequest> {
         self.data().log.clone()
+    }
+}
+
+impl Drop for GithubAppFake {
+    /// Sends the answers still held, so the server can stop.
+    fn drop(&mut self) {
+        self.shared.hold.send_replace(false);
     }
 }
 
@@ -443,20 +481,33 @@ async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let mut data = shared.data.lock().unwrap_or_else(|p| p.into_inner());
-    let mut response = answer(&shared, &mut data, &method, &uri, &headers, &body);
-    rate_limit_headers(&shared, &mut data, &mut response);
-    data.log.push(AppRequest {
-        method: method.to_string(),
-        target: uri
-            .path_and_query()
-            .map_or_else(|| uri.path().to_owned(), ToString::to_string),
-        status: response.status().as_u16(),
-        credential: credential(&headers),
-        accept: header(&headers, "accept"),
-        api_version: header(&headers, "x-github-api-version"),
-        user_agent: header(&headers, "user-agent"),
-    });
+    let (response, held) = {
+        let mut data = shared.data.lock().unwrap_or_else(|p| p.into_inner());
+        let mut response = answer(&shared, &mut data, &method, &uri, &headers, &body);
+        rate_limit_headers(&shared, &mut data, &mut response);
+        data.log.push(AppRequest {
+            method: method.to_string(),
+            target: uri
+                .path_and_query()
+                .map_or_else(|| uri.path().to_owned(), ToString::to_string),
+            status: response.status().as_u16(),
+            credential: credential(&headers),
+            accept: header(&headers, "accept"),
+            api_version: header(&headers, "x-github-api-version"),
+            user_agent: header(&headers, "user-agent"),
+        });
+        let held = *shared.hold.borrow()
+            && response.status() == StatusCode::NO_CONTENT
+            && matches!(route(&method, uri.path()), Route::Review(..));
+        if held {
+            data.held += 1;
+        }
+        (response, held)
+    };
+    if held {
+        // The decision is recorded; its answer waits, without the lock, until the hold ends.
+        let _ = shared.hold.subscribe().wait_for(|on| !*on).await;
+    }
     response
 }
 

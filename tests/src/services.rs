@@ -4,6 +4,8 @@
 //!
 //! Ports are picked below the kernel's ephemeral range: a service restarted on "its" port must not
 //! find it taken by an outgoing connection that the kernel gave that port meanwhile.
+//!
+//! Also [`store_env`]: the shared test Redis as a process's store, under a prefix of its own.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -206,4 +208,25 @@ impl Drop for PrivateMoto {
         // A stopped process takes SIGKILL too; thaw it anyway so nothing waits on it.
         self.thaw();
     }
+}
+
+/// The store settings of a backend for a process under test: the shared test Redis (from
+/// `scripts/with-test-services.sh`) under a fresh key prefix starting with `prefix`, or nothing
+/// (the embedded store).
+///
+/// # Panics
+/// With Redis asked for outside `scripts/with-test-services.sh`.
+pub fn store_env(redis: bool, prefix: &str) -> Vec<(&'static str, String)> {
+    if !redis {
+        return Vec::new();
+    }
+    let url = std::env::var("HOOKBRIDGE_TEST_REDIS_URL")
+        .expect("HOOKBRIDGE_TEST_REDIS_URL: run under scripts/with-test-services.sh (make test)");
+    vec![
+        ("REDIS_URL", url),
+        (
+            "HOOKBRIDGE_REDIS_PREFIX",
+            format!("{prefix}:{}:", uuid::Uuid::new_v4().simple()),
+        ),
+    ]
 }

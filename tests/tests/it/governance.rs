@@ -14,6 +14,7 @@ use hookbridge_tests::github::{Delivery, GithubIssue, delivery_id, envelope};
 use hookbridge_tests::ingest::{PATIENCE, TestIngest, http};
 use hookbridge_tests::jira_fake::{CrSpec, FakeConfig, JiraFake, JiraUser, WebhookDelivery};
 use hookbridge_tests::process::Proc;
+use hookbridge_tests::services::store_env;
 use hookbridge_tests::slack_fake::{SlackConfig, SlackFake, wait_until};
 use serde_json::{Value, json};
 
@@ -38,23 +39,7 @@ fn json_line(output: &[String]) -> Value {
     serde_json::from_str(line).expect("JSON")
 }
 
-/// The store settings of a backend: Redis with a prefix of its own, or nothing (embedded).
-fn store_env(redis: bool) -> Vec<(&'static str, String)> {
-    if !redis {
-        return Vec::new();
-    }
-    let url = std::env::var("HOOKBRIDGE_TEST_REDIS_URL")
-        .expect("HOOKBRIDGE_TEST_REDIS_URL: run under scripts/with-test-services.sh (make test)");
-    vec![
-        ("REDIS_URL", url),
-        (
-            "HOOKBRIDGE_REDIS_PREFIX",
-            format!("hbgov:{}:", uuid::Uuid::new_v4().simple()),
-        ),
-    ]
-}
-
-/// `hookbridge run` taking signed Jira webhooks, on the store `store_env` gave, with `extra`.
+/// `hookbridge run` taking signed Jira webhooks, on the store [`store_env`] gave, with `extra`.
 fn start_run(store: &[(&'static str, String)], extra: &[(&str, String)]) -> TestIngest {
     let mut run = TestIngest::run_mode().env("JIRA_WEBHOOK_SECRET", SECRET);
     for (k, v) in store.iter().chain(extra) {
@@ -83,7 +68,7 @@ fn pending_then_approved(
 async fn a_signed_cr_update_shows_alerts_once_and_is_audited(redis: bool) {
     let jira = JiraFake::start(FakeConfig::default()).await;
     let slack = SlackFake::start(SlackConfig::default()).await;
-    let store = store_env(redis);
+    let store = store_env(redis, "hbgov");
     let mut run = start_run(&store, &[("SLACK_WEBHOOK_URL", slack.url())]);
     let (key, created, approved) = pending_then_approved(&jira, "Deploy the triage agent to prod");
     let client = http();
@@ -402,7 +387,7 @@ async fn wait_for_status(key: &str, status: &str, env: &[(&'static str, String)]
 /// (`WORKER_METRICS_BIND`) and on `hookbridge run`'s `/metrics` beside the ingest's figures.
 async fn governance_metrics_add_up_across_processes(redis: bool) {
     let jira = JiraFake::start(FakeConfig::default()).await;
-    let store = store_env(redis);
+    let store = store_env(redis, "hbgov");
     let mut run = start_run(
         &store,
         &[
