@@ -1,6 +1,6 @@
-//! A GitHub REST API fake for the repository-webhook delivery endpoints: an HTTP server inside the
-//! test suite that answers like `api.github.com` does, so `hookbridge github redeliver` is tested
-//! against GitHub's rules.
+//! A GitHub REST API fake for the repository-webhook delivery endpoints and a repository's issues:
+//! an HTTP server inside the test suite that answers like `api.github.com` does, so `hookbridge
+//! github redeliver` and `hookbridge github backfill` are tested against GitHub's rules.
 //!
 //! Sources (GitHub Docs, REST API version 2022-11-28): "REST API endpoints for repository webhooks"
 //! — "List deliveries for a repository webhook" (`GET /repos/{owner}/{repo}/hooks/{hook_id}/
@@ -16,6 +16,16 @@
 //! "Handling failed webhook deliveries" (GitHub does not redeliver by itself; a failed delivery
 //! has a `status` that is not OK).
 //!
+//! Issues (GitHub Docs, "REST API endpoints for issues" — "List repository issues", `GET
+//! /repos/{owner}/{repo}/issues`): `state` `open` (the default), `closed` or `all`; `since` "only
+//! show results that were last updated after the given time", ISO 8601 `YYYY-MM-DDTHH:MM:SSZ`;
+//! `sort` `created` (the default), `updated` or `comments`; `direction` `desc` (the default) or
+//! `asc`; `per_page` default 30, at most 100; `page` default 1. "GitHub's REST API considers every
+//! pull request an issue, but not every issue is a pull request": pull requests are listed too,
+//! told apart by their `pull_request` key. "Using pagination in the REST API": this endpoint pages
+//! by page number, with `rel="next"`, `"last"`, `"first"` and `"prev"` links in the `link` header
+//! (no `next` on the last page). A bad `state` or `since` is `422 Validation Failed`.
+//!
 //! What it enforces, as GitHub does:
 //! - `Authorization: Bearer <token>` (or `token <token>`): otherwise `401 {"message":"Bad
 //!   credentials",…}`; a request without `User-Agent` gets 403;
@@ -29,6 +39,9 @@
 //!   until the reset;
 //! - a redelivery is answered `202 {}` and recorded; it then appears in the list as a new attempt
 //!   (`redelivery: true`, same `guid`) whose status is [`GithubConfig::redeliveries_succeed`].
+//!
+//! - issues are added with [`GithubFake::add_issue`] ([`RepoIssue`]), a repository with none is
+//!   404 like an unknown repository.
 //!
 //! Tests read what was asked with [`GithubFake::redelivered`] and [`GithubFake::requests`].
 
@@ -123,6 +136,98 @@ impl Delivery {
     }
 }
 
+/// One issue (or pull request) of a repository, as "List repository issues" shows it.
+#[derive(Debug, Clone)]
+pub struct RepoIssue {
+    pub number: u64,
+    pub title: String,
+    pub body: Option<String>,
+    /// `open` or `closed`.
+    pub state: String,
+    pub labels: Vec<String>,
+    pub is_pull_request: bool,
+    /// The author's login.
+    pub user: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl RepoIssue {
+    /// An issue created and last updated `age` ago, by `octocat`.
+    pub fn new(
+        number: u64,
+        title: &str,
+        body: &str,
+        state: &str,
+        labels: &[&str],
+        is_pull_request: bool,
+        age: Duration,
+    ) -> Self {
+        let at = Utc::now() - chrono::Duration::from_std(age).expect("age");
+        Self {
+            number,
+            title: title.to_owned(),
+            body: Some(body.to_owned()),
+            state: state.to_owned(),
+            labels: labels.iter().map(|l| (*l).to_owned()).collect(),
+            is_pull_request,
+            user: "octocat".to_owned(),
+            created_at: at,
+            updated_at: at,
+        }
+    }
+
+    /// The `issue` object as GitHub lists it in `repo` (REST API version 2022-11-28).
+    pub fn json(&self, base: &str, repo: &str) -> Value {
+        let time = |t: &DateTime<Utc>| t.format("%Y-%m-%dT%H:%M:%SZ").to_string();
+        let html = format!(
+            "https://github.com/{repo}/{}/{}",
+            if self.is_pull_request {
+                "pull"
+            } else {
+                "issues"
+            },
+            self.number
+        );
+        let closed = self.state == "closed";
+        let mut issue = json!({
+            "id": 1_000_000 + self.number,
+            "node_id": format!("I_kwDO{}", self.number),
+            "url": format!("{base}/repos/{repo}/issues/{}", self.number),
+            "repository_url": format!("{base}/repos/{repo}"),
+            "html_url": html,
+            "number": self.number,
+            "state": self.state,
+            "state_reason": if closed { json!("completed") } else { Value::Null },
+            "title": self.title,
+            "body": self.body,
+            "user": {"login": self.user, "id": 1, "type": "User"},
+            "labels": self.labels.iter().enumerate().map(|(i, name)| json!({
+                "id": 200 + i, "name": name, "color": "f29513", "default": false,
+            })).collect::<Vec<_>>(),
+            "assignee": null,
+            "assignees": [],
+            "milestone": null,
+            "locked": false,
+            "comments": 0,
+            "closed_at": if closed { json!(time(&self.updated_at)) } else { Value::Null },
+            "created_at": time(&self.created_at),
+            "updated_at": time(&self.updated_at),
+            "author_association": "OWNER",
+        });
+        if self.is_pull_request {
+            issue["pull_request"] = json!({
+                "url": format!("{base}/repos/{repo}/pulls/{}", self.number),
+                "html_url": html,
+                "diff_url": format!("{html}.diff"),
+                "patch_url": format!("{html}.patch"),
+                "merged_at": null,
+            });
+        }
+        issue
+    }
+}
+
 /// One request the fake answered.
 #[derive(Debug, Clone)]
 pub struct GithubRequest {
@@ -139,6 +244,8 @@ pub struct GithubRequest {
 struct Data {
     /// `(owner/repo lowercased, hook id)` → attempts, newest first.
     hooks: HashMap<(String, u64), Vec<Delivery>>,
+    /// owner/repo lowercased → its issues and pull requests, in the order added.
+    issues: HashMap<String, Vec<RepoIssue>>,
     remaining: u32,
     /// UTC epoch seconds.
     reset: u64,
@@ -176,6 +283,7 @@ impl GithubFake {
             base: format!("http://{addr}"),
             data: Mutex::new(Data {
                 hooks: HashMap::new(),
+                issues: HashMap::new(),
                 remaining: config.rate_limit,
                 reset: epoch_now() + 3600,
                 redelivered: Vec::new(),
@@ -210,6 +318,25 @@ impl GithubFake {
         self.data()
             .hooks
             .insert((repo.to_lowercase(), hook_id), deliveries);
+    }
+
+    /// Adds an issue or pull request to `repo` (`owner/name`); one with the same number is
+    /// replaced.
+    pub fn add_issue(&self, repo: &str, issue: RepoIssue) {
+        let mut data = self.data();
+        let list = data.issues.entry(repo.to_lowercase()).or_default();
+        list.retain(|i| i.number != issue.number);
+        list.push(issue);
+    }
+
+    /// Issue `number` of `repo` as GitHub lists it, if there is one.
+    pub fn issue_json(&self, repo: &str, number: u64) -> Option<Value> {
+        self.data()
+            .issues
+            .get(&repo.to_lowercase())?
+            .iter()
+            .find(|i| i.number == number)
+            .map(|i| i.json(&self.shared.base, repo))
     }
 
     /// No request is left for at least `reset_in` from now: the reset is the first whole second
@@ -265,6 +392,7 @@ fn query_param(uri: &Uri, name: &str) -> Option<String> {
 
 /// `/repos/{owner}/{repo}/hooks/{id}/deliveries[/{delivery}/attempts]`.
 enum Route {
+    Issues(String),
     List(String, u64),
     Redeliver(String, u64, u64),
     Unknown,
@@ -273,6 +401,9 @@ enum Route {
 fn route(method: &Method, path: &str) -> Route {
     let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
     match (method, parts.as_slice()) {
+        (&Method::GET, ["repos", owner, repo, "issues"]) => {
+            Route::Issues(format!("{owner}/{repo}"))
+        }
         (&Method::GET, ["repos", owner, repo, "hooks", id, "deliveries"]) => {
             id.parse().map_or(Route::Unknown, |id| {
                 Route::List(format!("{owner}/{repo}"), id)
@@ -371,6 +502,7 @@ fn answer(
         )
     } else {
         match route(method, uri.path()) {
+            Route::Issues(repo) => list_issues(shared, data, &repo, uri),
             Route::List(repo, hook) => list(shared, data, &repo, hook, uri),
             Route::Redeliver(repo, hook, delivery) => {
                 redeliver(shared, data, &repo, hook, delivery)
@@ -444,6 +576,112 @@ fn list(shared: &Shared, data: &Data, repo: &str, hook: u64, uri: &Uri) -> Respo
     }
     if start > 0 {
         links.push(format!("<{path}?per_page={per_page}>; rel=\"first\""));
+    }
+    if !links.is_empty()
+        && let Ok(value) = HeaderValue::from_str(&links.join(", "))
+    {
+        response.headers_mut().insert("link", value);
+    }
+    response
+}
+
+fn validation_failed(field: &str, value: &str) -> Response {
+    (
+        StatusCode::UNPROCESSABLE_ENTITY,
+        [("content-type", "application/json; charset=utf-8")],
+        json!({
+            "message": "Validation Failed",
+            "errors": [{"resource": "Issue", "field": field, "code": "invalid", "value": value}],
+            "documentation_url":
+                "https://docs.github.com/rest/issues/issues#list-repository-issues",
+            "status": "422",
+        })
+        .to_string(),
+    )
+        .into_response()
+}
+
+/// `GET /repos/{owner}/{repo}/issues`: "List repository issues", paged by page number.
+fn list_issues(shared: &Shared, data: &Data, repo: &str, uri: &Uri) -> Response {
+    let Some(issues) = data.issues.get(&repo.to_lowercase()) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "Not Found",
+            "rest/issues/issues#list-repository-issues",
+        );
+    };
+    let state = query_param(uri, "state").unwrap_or_else(|| "open".to_owned());
+    if !matches!(state.as_str(), "open" | "closed" | "all") {
+        return validation_failed("state", &state);
+    }
+    let since = match query_param(uri, "since") {
+        None => None,
+        Some(text) => match DateTime::parse_from_rfc3339(&text) {
+            Ok(t) => Some(t.with_timezone(&Utc)),
+            Err(_) => return validation_failed("since", &text),
+        },
+    };
+    let sort = query_param(uri, "sort").unwrap_or_else(|| "created".to_owned());
+    let ascending = query_param(uri, "direction").is_some_and(|d| d == "asc");
+    let per_page = query_param(uri, "per_page")
+        .and_then(|p| p.parse::<usize>().ok())
+        .unwrap_or(30)
+        .clamp(1, 100);
+    let page = query_param(uri, "page")
+        .and_then(|p| p.parse::<usize>().ok())
+        .unwrap_or(1)
+        .max(1);
+    let mut selected: Vec<&RepoIssue> = issues
+        .iter()
+        .filter(|i| state == "all" || i.state == state)
+        .filter(|i| since.is_none_or(|s| i.updated_at >= s))
+        .collect();
+    selected.sort_by_key(|i| {
+        let at = if sort == "updated" {
+            i.updated_at
+        } else {
+            i.created_at
+        };
+        (at, i.number)
+    });
+    if !ascending {
+        selected.reverse();
+    }
+    let items: Vec<Value> = selected
+        .iter()
+        .skip((page - 1) * per_page)
+        .take(per_page)
+        .map(|i| i.json(&shared.base, repo))
+        .collect();
+    let mut response = (
+        StatusCode::OK,
+        [("content-type", "application/json; charset=utf-8")],
+        Value::Array(items).to_string(),
+    )
+        .into_response();
+    // The other parameters are kept as asked; only `page` changes from link to link.
+    let kept: Vec<(String, String)> =
+        url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+            .filter(|(k, _)| k != "page")
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+    let link_to = |n: usize| {
+        let mut query = url::form_urlencoded::Serializer::new(String::new());
+        for (k, v) in &kept {
+            query.append_pair(k, v);
+        }
+        query.append_pair("page", &n.to_string());
+        format!("<{}/repos/{repo}/issues?{}>", shared.base, query.finish())
+    };
+    let last = selected.len().div_ceil(per_page).max(1);
+    let mut links = Vec::new();
+    if page < last {
+        links.push(format!("{}; rel=\"next\"", link_to(page + 1)));
+        links.push(format!("{}; rel=\"last\"", link_to(last)));
+    }
+    if page > 1 {
+        links.push(format!("{}; rel=\"first\"", link_to(1)));
+        links.push(format!("{}; rel=\"prev\"", link_to((page - 1).min(last))));
     }
     if !links.is_empty()
         && let Ok(value) = HeaderValue::from_str(&links.join(", "))

@@ -20,7 +20,7 @@ use crate::deployments::rule::DeploymentRule;
 use crate::events::Decoder;
 use crate::gate::Policy;
 use crate::github_app::GithubApp;
-use crate::github_sync::{GithubSync, SyncConfig};
+use crate::github_sync::GithubSync;
 use crate::jira::ops::JiraOps;
 use crate::jira::{JiraClient, JiraError};
 use crate::metrics::WorkerMetrics;
@@ -112,17 +112,7 @@ pub async fn build(
                 cr.filter.clone(),
             ),
             store: store.clone(),
-            github: GithubSync {
-                store: store.clone(),
-                jira,
-                routing: settings.routing.clone(),
-                config: SyncConfig {
-                    ignore_logins: settings.ignore_logins.clone(),
-                    search_lag: settings.search_lag,
-                    lock_ttl: settings.lock_ttl,
-                    ..SyncConfig::default()
-                },
-            },
+            github: GithubSync::from_settings(store.clone(), jira, settings),
             change_requests,
             deployments,
             alerts: waker.clone(),

@@ -10,6 +10,7 @@ mod dlq;
 mod durability;
 mod gate;
 mod github_app;
+mod github_backfill;
 mod github_redeliver;
 mod github_sync;
 mod governance;

@@ -43,6 +43,7 @@ use crate::events::github::{IssueEvent, IssueIdentity};
 use crate::handler::{Failure, Outcome};
 use crate::jira::adf;
 use crate::jira::ops::JiraOps;
+use crate::settings::WorkerSettings;
 use crate::store::{LockGuard, LockName, Store, StoreKey, lock};
 
 pub use text::marker_label;
@@ -82,6 +83,24 @@ pub struct GithubSync {
     pub jira: JiraOps,
     pub routing: Routing,
     pub config: SyncConfig,
+}
+
+impl GithubSync {
+    /// The sync the worker's settings describe (routing, bot logins, search lag, lock TTL): what
+    /// the worker and `hookbridge github backfill` both run.
+    pub fn from_settings(store: Store, jira: JiraOps, settings: &WorkerSettings) -> Self {
+        Self {
+            store,
+            jira,
+            routing: settings.routing.clone(),
+            config: SyncConfig {
+                ignore_logins: settings.ignore_logins.clone(),
+                search_lag: settings.search_lag,
+                lock_ttl: settings.lock_ttl,
+                ..SyncConfig::default()
+            },
+        }
+    }
 }
 
 /// The stored mapping of one GitHub issue.

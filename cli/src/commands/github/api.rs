@@ -70,6 +70,8 @@ pub(super) struct Github {
     http: reqwest::Client,
     base: Url,
     token: SecretString,
+    /// What the token needs, said when GitHub refuses it.
+    needs: &'static str,
 }
 
 /// GitHub's `message` in an error answer, else the status.
@@ -143,6 +145,11 @@ fn rate_limit_wait(status: StatusCode, headers: &HeaderMap) -> Option<Result<Dur
 
 impl Github {
     pub(super) fn new(args: &GithubApiArgs) -> Result<Self, Failure> {
+        Self::needing(args, TOKEN_NEEDS)
+    }
+
+    /// [`Github::new`] for a command whose token needs `needs` (said in the refusals).
+    pub(super) fn needing(args: &GithubApiArgs, needs: &'static str) -> Result<Self, Failure> {
         let token = secret_setting(
             "GITHUB_TOKEN",
             args.github_token.as_ref(),
@@ -152,7 +159,7 @@ impl Github {
         .map_err(Failure::config)?
         .ok_or_else(|| {
             Failure::config(format!(
-                "GITHUB_TOKEN (or GITHUB_TOKEN_FILE) is not set: {TOKEN_NEEDS}"
+                "GITHUB_TOKEN (or GITHUB_TOKEN_FILE) is not set: {needs}"
             ))
         })?
         .value;
@@ -167,7 +174,12 @@ impl Github {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| Failure::config(format!("HTTP client: {e}")))?;
-        Ok(Self { http, base, token })
+        Ok(Self {
+            http,
+            base,
+            token,
+            needs,
+        })
     }
 
     pub(super) fn url(&self, path: &str) -> Result<Url, ApiError> {
@@ -237,10 +249,12 @@ impl Github {
             let message = message_of(response).await;
             return Err(match status {
                 StatusCode::UNAUTHORIZED => ApiError::Refused(format!(
-                    "GitHub refused the token (401 {message}): check GITHUB_TOKEN; {TOKEN_NEEDS}"
+                    "GitHub refused the token (401 {message}): check GITHUB_TOKEN; {}",
+                    self.needs
                 )),
                 StatusCode::FORBIDDEN => ApiError::Refused(format!(
-                    "GitHub refused the request (403 {message}): {TOKEN_NEEDS}"
+                    "GitHub refused the request (403 {message}): {}",
+                    self.needs
                 )),
                 StatusCode::NOT_FOUND => ApiError::NotFound,
                 other => ApiError::Other(format!("GitHub answered {other}: {message}")),
@@ -250,7 +264,7 @@ impl Github {
 }
 
 /// The URL of the `rel="next"` page in a `Link` header.
-fn next_link(headers: &HeaderMap) -> Option<String> {
+pub(super) fn next_link(headers: &HeaderMap) -> Option<String> {
     let link = headers.get("link")?.to_str().ok()?;
     link.split(',').find_map(|part| {
         let (target, params) = part.split_once(';')?;

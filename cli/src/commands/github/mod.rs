@@ -28,6 +28,7 @@ use serde_json::{Value, json};
 use crate::Failure;
 
 mod api;
+mod backfill;
 
 use api::{ApiError, Attempt, Github, list_attempts};
 
@@ -41,6 +42,9 @@ pub enum GithubCommand {
     /// Redeliver a repository webhook's failed deliveries of the last days (GitHub keeps 3), unless
     /// a later attempt succeeded or hookbridge's store says the delivery was processed.
     Redeliver(Box<RedeliverArgs>),
+    /// Sync a repository's existing issues to Jira (those not synced yet), through the worker's
+    /// exactly-once path: safe to interrupt and run again.
+    Backfill(Box<backfill::BackfillArgs>),
 }
 
 /// `hookbridge github redeliver` arguments.
@@ -104,6 +108,7 @@ fn parse_repo(value: &str) -> Result<String, String> {
 pub async fn run(command: GithubCommand) -> Result<(), Failure> {
     match command {
         GithubCommand::Redeliver(args) => redeliver(*args).await,
+        GithubCommand::Backfill(args) => backfill::backfill(*args).await,
     }
 }
 
