@@ -36,6 +36,9 @@ pub struct Worker {
     pub dispatcher: Dispatcher,
     pub metrics: WorkerMetrics,
     pub metrics_listener: Option<MetricsListener>,
+    /// How often the deployments waiting on CRs are re-checked; `None` without a GitHub App or
+    /// with `HOOKBRIDGE_DEPLOYMENT_RECHECK=0`.
+    pub deployment_recheck: Option<Duration>,
 }
 
 /// Opens the store and the Jira client and builds a [`Worker`] for `queue`. `role` names the
@@ -97,6 +100,10 @@ pub async fn build(
         alerts: waker.clone(),
     };
     let deployments = deployment_rule(settings, &store, &audit, &waker, &jira, &change_requests)?;
+    let deployment_recheck = deployments
+        .app
+        .as_ref()
+        .and(settings.deployment_rule.recheck);
     tracing::info!(
         store = store.backend_name(),
         audit_chain = audit.chain(),
@@ -126,6 +133,7 @@ pub async fn build(
         },
         metrics: WorkerMetrics::new(store, queue.clone()),
         metrics_listener,
+        deployment_recheck,
     })
 }
 
@@ -229,6 +237,13 @@ pub async fn run(
         worker.router.audit.clone(),
         shutdown.clone(),
     ));
+    if let Some(every) = worker.deployment_recheck {
+        tokio::spawn(crate::deployments::recheck::run(
+            worker.router.deployments.clone(),
+            every,
+            shutdown.clone(),
+        ));
+    }
     let dispatcher = tokio::spawn(worker.dispatcher.run(shutdown.clone()));
     if let Some(listener) = worker.metrics_listener {
         tracing::info!(url = %listener.url(), "worker metrics at /metrics");

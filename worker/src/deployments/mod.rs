@@ -14,7 +14,10 @@
 //! - [`reference`]: which CR a deployment names, and where it was found.
 //! - [`rule`]: deciding, answering GitHub, waiting, and releasing the waiting deployments.
 //! - [`waiting`]: the deployments waiting on each CR, in the store.
+//! - [`recheck`]: the periodic re-check of waiting deployments (a lost Jira webhook, a release
+//!   that kept failing).
 
+pub mod recheck;
 pub mod reference;
 pub mod rule;
 pub mod waiting;

@@ -41,6 +41,7 @@ head commit's message, in the pull request's title or branch name, or pass jira_
 deployment's payload";
 
 /// What the rule needs.
+#[derive(Clone)]
 pub struct DeploymentRule {
     pub store: Store,
     pub audit: AuditLog,

@@ -1,12 +1,14 @@
-//! The deployments waiting on each CR, as one list per CR in the store, changed only by
-//! conditional transactions: two workers adding or removing at once cannot lose an entry.
+//! The deployments waiting on each CR, as one list per CR in the store, and the index of the CRs
+//! that have such a list (for the periodic re-check, [`super::recheck`]). Both change only in
+//! conditional transactions, together: two workers adding or removing at once cannot lose an
+//! entry, and a CR is in the index exactly while deployments wait on it.
 
 use std::time::Duration;
 
 use super::WaitingDeployment;
 use crate::change_requests::record::CrKey;
 use crate::handler::Failure;
-use crate::store::keys::DeploymentsWaiting;
+use crate::store::keys::{DeploymentWaitIndex, DeploymentsWaiting};
 use crate::store::{Store, Transaction};
 
 /// How often a write is tried again when another worker changed the list in between.
@@ -38,9 +40,16 @@ pub async fn add(
             return Ok(false);
         }
         list.push(deployment.clone());
+        let index = store.read_versioned(&DeploymentWaitIndex).await?;
+        let mut crs = index.value.clone().unwrap_or_default();
         let mut tx = Transaction::new();
         tx.expect_unchanged(&key, &stored);
         tx.put(&key, &list, Some(ttl))?;
+        if !crs.contains(cr) {
+            crs.push(cr.clone());
+            tx.expect_unchanged(&DeploymentWaitIndex, &index);
+            tx.put(&DeploymentWaitIndex, &crs, None)?;
+        }
         if store.commit(&tx).await? {
             return Ok(true);
         }
@@ -56,12 +65,14 @@ pub async fn remove(store: &Store, cr: &CrKey, id: &str, ttl: Duration) -> Resul
     let key = DeploymentsWaiting(cr);
     for _ in 0..MAX_CONFLICTS {
         let stored = store.read_versioned(&key).await?;
-        let Some(mut list) = stored.value.clone() else {
-            return Ok(());
-        };
+        let mut list = stored.value.clone().unwrap_or_default();
         let before = list.len();
         list.retain(|w| w.id != id);
-        if list.len() == before {
+        let index = store.read_versioned(&DeploymentWaitIndex).await?;
+        let mut crs = index.value.clone().unwrap_or_default();
+        // An empty list leaves the index too (also one whose entries expired by their TTL).
+        let unindex = list.is_empty() && crs.contains(cr);
+        if list.len() == before && !unindex {
             return Ok(());
         }
         let mut tx = Transaction::new();
@@ -71,11 +82,24 @@ pub async fn remove(store: &Store, cr: &CrKey, id: &str, ttl: Duration) -> Resul
         } else {
             tx.put(&key, &list, Some(ttl))?;
         }
+        if unindex {
+            crs.retain(|c| c != cr);
+            tx.expect_unchanged(&DeploymentWaitIndex, &index);
+            tx.put(&DeploymentWaitIndex, &crs, None)?;
+        }
         if store.commit(&tx).await? {
             return Ok(());
         }
     }
     Err(kept_changing(cr))
+}
+
+/// The CRs deployments wait on.
+///
+/// # Errors
+/// The store's.
+pub async fn crs(store: &Store) -> Result<Vec<CrKey>, Failure> {
+    Ok(store.read(&DeploymentWaitIndex).await?.unwrap_or_default())
 }
 
 /// The deployments waiting on `cr`.

@@ -5,8 +5,9 @@
 //! CI step").
 
 use std::path::PathBuf;
+use std::time::Duration;
 
-use hookbridge_shared::config::{ConfigError, FileConfig, parse_http_url};
+use hookbridge_shared::config::{ConfigError, FileConfig, parse_http_url, parse_seconds};
 use hookbridge_shared::deployment_gates::DeploymentGate;
 use secrecy::{ExposeSecret, SecretString};
 use url::Url;
@@ -34,6 +35,11 @@ pub struct DeploymentRuleArgs {
     /// Trusted public keys / certificates for CR signatures, beside the config file's [pki].
     #[arg(long, env = "HOOKBRIDGE_PKI_TRUSTED_DIR")]
     pub pki_trusted_dir: Option<PathBuf>,
+    /// Seconds between re-checks of the deployments waiting on CRs (their CRs read from Jira when
+    /// JIRA_BASE_URL is set): the safety net for a lost Jira webhook; 0 turns it off.
+    #[arg(long, env = "HOOKBRIDGE_DEPLOYMENT_RECHECK", default_value = "300",
+          value_parser = parse_seconds)]
+    pub deployment_recheck: Duration,
 }
 
 /// The App's id and private key, checked to be a key the App can sign with.
@@ -62,6 +68,8 @@ pub struct DeploymentRuleSettings {
     pub gates: Vec<DeploymentGate>,
     /// `Some` with `ENFORCE_PKI_VALIDATION=true`.
     pub pki: Option<TrustedKeys>,
+    /// `None`: no re-check.
+    pub recheck: Option<Duration>,
 }
 
 impl DeploymentRuleArgs {
@@ -120,6 +128,7 @@ impl DeploymentRuleArgs {
             api: self.github_api_url.clone(),
             gates: file.deployment_gates.clone(),
             pki,
+            recheck: Some(self.deployment_recheck).filter(|d| !d.is_zero()),
         })
     }
 }

@@ -226,6 +226,11 @@ impl LockName {
         Self(format!("issue:{identity}"))
     }
 
+    /// Lets one process at a time re-check the deployments waiting on CRs.
+    pub fn deployment_recheck() -> Self {
+        Self("deployments:recheck".into())
+    }
+
     /// Lets one process at a time drain the alert outbox.
     pub fn alert_dispatcher() -> Self {
         Self("alerts:dispatcher".into())
@@ -255,6 +260,17 @@ impl StoreKey for DeploymentsWaiting<'_> {
     const PREFIX: &'static str = "deployments-waiting:";
     fn suffix(&self) -> String {
         self.0.to_string()
+    }
+}
+
+/// The CRs that have deployments waiting on them (what the periodic re-check walks).
+pub struct DeploymentWaitIndex;
+
+impl StoreKey for DeploymentWaitIndex {
+    type Value = Vec<CrKey>;
+    const PREFIX: &'static str = "deployments-waiting-index";
+    fn suffix(&self) -> String {
+        String::new()
     }
 }
 
@@ -291,6 +307,7 @@ pub(crate) const ALL_PREFIXES: &[&str] = &[
     <ApprovalLatency as StoreCounters>::PREFIX,
     <DeploymentsWaiting<'static> as StoreKey>::PREFIX,
     <DeploymentAnswered<'static> as StoreKey>::PREFIX,
+    <DeploymentWaitIndex as StoreKey>::PREFIX,
 ];
 
 #[cfg(test)]

@@ -215,3 +215,40 @@ async fn a_deployment_is_answered_once_after_github_fails_and_recovers() {
     assert_eq!(reviews_of(&app, 62).len(), 1);
     assert_eq!(deployment_alerts(&slack), 2, "{:#?}", slack.messages());
 }
+
+/// The approval's Jira webhook never arrives: the periodic re-check
+/// (`HOOKBRIDGE_DEPLOYMENT_RECHECK`) reads the CR from Jira and lets the deployment go, once.
+/// (Several threads: `hookbridge run` asks the Jira fake who it is while the test waits for it to
+/// listen.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_approval_webhook_is_made_up_by_the_recheck() {
+    let jira = JiraFake::start(FakeConfig::default()).await;
+    let app = GithubAppFake::start(GithubAppConfig::default()).await;
+    let slack = SlackFake::start(SlackConfig::default()).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let extra = [
+        ("HOOKBRIDGE_DEPLOYMENT_RECHECK", "1".to_owned()),
+        ("JIRA_BASE_URL", jira.base_url()),
+        ("JIRA_EMAIL", jira.email()),
+        ("JIRA_API_TOKEN", jira.token()),
+    ];
+    let run = start_run_with(&[], &extra, &app, &slack, dir.path());
+    let pending = new_cr(&jira, &run, "Raise the limits", "Pending Approval").await;
+    app.await_deployment(REPO, 81, "production");
+    let event = rule_event(&app, 81, "production", &json!({"jira_cr_id": pending}));
+    assert_eq!(post_rule(&run, &event, &delivery_id()).await, 202);
+    wait_until("run 81 recorded as waiting", PATIENCE, || {
+        run.printed().contains("deployment waits for its CR")
+    })
+    .await;
+    assert!(reviews_of(&app, 81).is_empty());
+    // Approved in Jira; its webhook is never posted.
+    let _lost = jira.move_change_request(&pending, "Approved", &approver());
+    assert_review(&review_of(&app, 81, &run).await, "approved", &pending);
+    // Later re-checks find nothing left to do: still one answer.
+    let settle = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < settle {
+        assert_eq!(reviews_of(&app, 81).len(), 1);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
