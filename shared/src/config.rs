@@ -360,6 +360,9 @@ pub struct FileConfig {
     /// [`crate::deployment_gates`]).
     #[serde(default)]
     pub deployment_gates: Vec<crate::deployment_gates::DeploymentGate>,
+    /// `[users]`: GitHub login → Jira accountId, for the routes with `sync_assignee = true`.
+    #[serde(default)]
+    pub users: std::collections::BTreeMap<String, String>,
 }
 
 /// The `[pki]` table: public keys and certificates trusted for CR approval signatures, beside

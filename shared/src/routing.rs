@@ -18,6 +18,13 @@
 //! sync_closure = true
 //! close_transition = "Done"
 //! reopen_transition = "To Do"
+//! # optional: the Jira resolution the close transition sets, by GitHub's `state_reason`
+//! resolutions = { completed = "Done", not_planned = "Won't Do", duplicate = "Duplicate" }
+//! # optional: GitHub assignees → Jira assignee, through the top-level `[users]` table
+//! sync_assignee = true
+//! # optional: GitHub comment edits and deletions follow to the Jira comment made for it
+//! sync_comment_edits = true
+//! on_comment_deleted = "delete"                   # or "mark"; absent: nothing happens
 //! ```
 
 use std::fmt;
@@ -158,6 +165,62 @@ pub struct RouteRule {
     /// Transition used when the GitHub issue is reopened; absent: a comment is added instead.
     #[serde(default = "default_reopen")]
     pub reopen_transition: Option<String>,
+    /// The Jira resolution the close transition sets, by GitHub's `state_reason`; absent: none is
+    /// sent (the workflow decides, as before).
+    #[serde(default)]
+    pub resolutions: Option<Resolutions>,
+    /// `issues.assigned` / `unassigned` set or clear the Jira assignee (logins mapped by the
+    /// top-level `[users]` table; an unmapped login changes nothing).
+    #[serde(default)]
+    pub sync_assignee: bool,
+    /// `issue_comment.edited` updates the Jira comment made for the GitHub comment.
+    #[serde(default)]
+    pub sync_comment_edits: bool,
+    /// What `issue_comment.deleted` does to that Jira comment; absent: nothing.
+    #[serde(default)]
+    pub on_comment_deleted: Option<OnCommentDeleted>,
+}
+
+/// What a GitHub comment's deletion does to its Jira twin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnCommentDeleted {
+    /// Delete the Jira comment.
+    Delete,
+    /// Keep it, its text replaced by a note that it was deleted on GitHub.
+    Mark,
+}
+
+/// Jira resolution names by GitHub close reason (`issue.state_reason` of `issues.closed`). A
+/// reason without a name here closes without a resolution: never a guessed one, so "not planned"
+/// cannot become "Done".
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Resolutions {
+    #[serde(default)]
+    pub completed: Option<String>,
+    #[serde(default)]
+    pub not_planned: Option<String>,
+    #[serde(default)]
+    pub duplicate: Option<String>,
+}
+
+impl Resolutions {
+    /// The resolution for a `state_reason`, if one is configured.
+    pub fn for_reason(&self, state_reason: Option<&str>) -> Option<&str> {
+        match state_reason? {
+            "completed" => self.completed.as_deref(),
+            "not_planned" => self.not_planned.as_deref(),
+            "duplicate" => self.duplicate.as_deref(),
+            _ => None,
+        }
+    }
+
+    fn names(&self) -> impl Iterator<Item = &str> {
+        [&self.completed, &self.not_planned, &self.duplicate]
+            .into_iter()
+            .filter_map(|n| n.as_deref())
+    }
 }
 
 fn yes() -> bool {
@@ -194,6 +257,11 @@ pub struct Target {
     pub sync_closure: bool,
     pub close_transition: Option<String>,
     pub reopen_transition: Option<String>,
+    /// `None`: the close transition sets no resolution.
+    pub resolutions: Option<Resolutions>,
+    pub sync_assignee: bool,
+    pub sync_comment_edits: bool,
+    pub on_comment_deleted: Option<OnCommentDeleted>,
 }
 
 /// The rules plus the defaults from the environment.
@@ -241,6 +309,11 @@ impl Routing {
             {
                 return Err(format!("routes[{i}] ({label}): issue_type is empty"));
             }
+            if let Some(resolutions) = &rule.resolutions
+                && resolutions.names().any(|n| n.trim().is_empty())
+            {
+                return Err(format!("routes[{i}] ({label}): a resolution name is empty"));
+            }
         }
         if self.default_issue_type.trim().is_empty() {
             return Err("JIRA_ISSUE_TYPE: is empty".into());
@@ -275,6 +348,10 @@ impl Routing {
                 sync_closure: rule.sync_closure,
                 close_transition: rule.close_transition.clone(),
                 reopen_transition: rule.reopen_transition.clone(),
+                resolutions: rule.resolutions.clone(),
+                sync_assignee: rule.sync_assignee,
+                sync_comment_edits: rule.sync_comment_edits,
+                on_comment_deleted: rule.on_comment_deleted,
             }),
             None => Some(Target {
                 rule: "default".into(),
@@ -287,6 +364,10 @@ impl Routing {
                 sync_closure: true,
                 close_transition: default_close(),
                 reopen_transition: default_reopen(),
+                resolutions: None,
+                sync_assignee: false,
+                sync_comment_edits: false,
+                on_comment_deleted: None,
             }),
         }
     }
@@ -380,5 +461,55 @@ labels = ["triage"]
             default_issue_type: "Task".into(),
         };
         assert!(routing.validate().unwrap_err().contains("routes[0] (x)"));
+    }
+
+    #[test]
+    fn resolutions_are_opt_in_and_strict() {
+        let file = FileConfig::parse(
+            r#"
+[[routes]]
+name = "with"
+repositories = ["octo/api"]
+project = "API"
+resolutions = { completed = "Done", not_planned = "Won't Do" }
+
+[[routes]]
+name = "without"
+project = "API"
+"#,
+        )
+        .unwrap();
+        let routing = Routing {
+            rules: file.routes,
+            default_project: None,
+            default_issue_type: "Task".into(),
+        };
+        routing.validate().unwrap();
+        let t = routing.route(&facts("octo/api", &[], "closed")).unwrap();
+        let r = t.resolutions.unwrap();
+        assert_eq!(r.for_reason(Some("completed")), Some("Done"));
+        assert_eq!(r.for_reason(Some("not_planned")), Some("Won't Do"));
+        assert_eq!(r.for_reason(Some("duplicate")), None);
+        assert_eq!(r.for_reason(None), None);
+        let t = routing.route(&facts("octo/web", &[], "closed")).unwrap();
+        assert!(t.resolutions.is_none());
+        let err = FileConfig::parse("[[routes]]\nresolutions = { wontfix = \"X\" }\n").unwrap_err();
+        assert!(err.contains("wontfix"), "{err}");
+        let rules = FileConfig::parse(
+            "[[routes]]\nproject = \"API\"\nclose_transition = \"\"\nresolutions = { completed = \" \" }\n",
+        )
+        .unwrap()
+        .routes;
+        let routing = Routing {
+            rules,
+            default_project: None,
+            default_issue_type: "Task".into(),
+        };
+        assert!(
+            routing
+                .validate()
+                .unwrap_err()
+                .contains("resolution name is empty")
+        );
     }
 }

@@ -12,7 +12,9 @@
 //!   `nextPageToken`/`isLast` and no `total`, and is **eventually consistent**: an issue (and a label
 //!   change) becomes visible to search only `search_lag` after the write;
 //! - remote links are upserted by `globalId`; transitions follow a small To Do → In Progress →
-//!   Done workflow, and one that the issue's status does not offer gets 400;
+//!   Done workflow, and one that the issue's status does not offer gets 400; the transition to
+//!   Done may set `fields.resolution` by name (one of [`RESOLUTIONS`], Jira Cloud's defaults;
+//!   another name, or a resolution on another transition, gets 400 with `errors.resolution`);
 //! - **rate limits per endpoint** (Jira's burst limits are per endpoint): a token bucket of
 //!   `rate_limit` requests per second with `burst` capacity per endpoint; over it, 429 with
 //!   `Retry-After`, `X-RateLimit-*` and `RateLimit-Reason`; `X-RateLimit-NearLimit: true` once less
@@ -175,6 +177,11 @@ pub struct FakeIssue {
     pub components: Vec<String>,
     pub priority: Option<String>,
     pub status: String,
+    /// The resolution's name (`fields.resolution`), set by a transition that sets one; a
+    /// transition out of Done clears it, as Jira's default workflows do.
+    pub resolution: Option<String>,
+    /// The assignee's accountId (one of [`ACCOUNTS`]).
+    pub assignee: Option<String>,
     /// `(globalId, url, title)`.
     pub remote_links: Vec<(String, String, String)>,
     /// Comment bodies (ADF), oldest first.
@@ -230,6 +237,8 @@ struct Data {
     next_id: u64,
     next_number: HashMap<String, u64>,
     next_comment_id: u64,
+    /// Each issue's comment ids, in the order of its `comments`.
+    comment_ids: HashMap<String, Vec<u64>>,
     next_link_id: u64,
     log: Vec<LoggedRequest>,
     scripts: Vec<Script>,
@@ -275,8 +284,11 @@ fn endpoint_of(method: &Method, segments: &[&str]) -> &'static str {
         ("GET", ["issue", _]) => "issue.get",
         ("POST", ["issue", _, "comment"]) => "issue.comment",
         ("GET", ["issue", _, "comment"]) => "issue.comments",
+        ("PUT", ["issue", _, "comment", _]) => "issue.comment.edit",
+        ("DELETE", ["issue", _, "comment", _]) => "issue.comment.delete",
         ("GET", ["issue", _, "transitions"]) => "issue.transitions",
         ("POST", ["issue", _, "transitions"]) => "issue.transition",
+        ("PUT", ["issue", _, "assignee"]) => "issue.assignee",
         (_, ["issue", _, "remotelink"]) => "issue.remotelink",
         (_, ["search", ..]) => "search",
         (_, ["project", ..]) => "project",
@@ -713,12 +725,21 @@ fn route(
                     Err(_) => malformed_body(),
                 },
                 ("GET", ["comment"]) => list_comments(data, &key, &query),
+                ("PUT", ["comment", id]) => match json_body() {
+                    Ok(request) => edit_comment(data, base, &key, id, &request),
+                    Err(_) => malformed_body(),
+                },
+                ("DELETE", ["comment", id]) => delete_comment(data, &key, id),
                 ("GET", ["transitions"]) => json_answer(
                     StatusCode::OK,
                     json!({"transitions": transitions_from(&data.issues[&key].status)}),
                 ),
                 ("POST", ["transitions"]) => match json_body() {
                     Ok(request) => transition(data, &key, &request),
+                    Err(_) => malformed_body(),
+                },
+                ("PUT", ["assignee"]) => match json_body() {
+                    Ok(request) => assign(data, &key, &request),
                     Err(_) => malformed_body(),
                 },
                 ("POST", ["remotelink"]) => match json_body() {
@@ -944,6 +965,8 @@ fn create_issue(data: &mut Data, config: &FakeConfig, base: &str, request: &Valu
                 .collect(),
             priority: fields["priority"]["name"].as_str().map(str::to_owned),
             status: "To Do".into(),
+            resolution: None,
+            assignee: None,
             remote_links: Vec::new(),
             comments: Vec::new(),
             custom_fields: BTreeMap::new(),
@@ -1021,6 +1044,20 @@ fn issue_json(issue: &FakeIssue, base: &str, wanted: Option<&str>) -> Value {
         json!({"name": issue.status, "id": webhooks::status_id(&issue.status)}),
     );
     fields.insert("issuetype".into(), json!({"name": issue.issue_type}));
+    fields.insert(
+        "assignee".into(),
+        issue
+            .assignee
+            .as_ref()
+            .map_or(Value::Null, |id| json!({"accountId": id})),
+    );
+    fields.insert(
+        "resolution".into(),
+        issue
+            .resolution
+            .as_ref()
+            .map_or(Value::Null, |name| json!({"name": name})),
+    );
     fields.insert("project".into(), json!({"key": issue.project}));
     fields.insert("updated".into(), json!(webhooks::jira_time(issue.updated)));
     for (id, value) in &issue.custom_fields {
@@ -1052,10 +1089,70 @@ fn add_comment(data: &mut Data, base: &str, key: &str, request: &Value) -> Respo
         return not_found();
     };
     issue.comments.push(body.clone());
+    data.comment_ids.entry(key.to_owned()).or_default().push(id);
     json_answer(
         StatusCode::CREATED,
         json!({"id": id.to_string(), "self": format!("{base}/rest/api/3/issue/{key}/comment/{id}"), "body": body}),
     )
+}
+
+/// The id of the `i`th comment of `key` (comments made other than through the API are numbered
+/// from 1).
+fn comment_id(data: &Data, key: &str, i: usize) -> u64 {
+    data.comment_ids
+        .get(key)
+        .and_then(|ids| ids.get(i).copied())
+        .unwrap_or(i as u64 + 1)
+}
+
+/// Where comment `id` is among `key`'s comments.
+fn comment_index(data: &Data, key: &str, id: &str) -> Option<usize> {
+    let id: u64 = id.parse().ok()?;
+    let count = data.issues.get(key)?.comments.len();
+    (0..count).find(|i| comment_id(data, key, *i) == id)
+}
+
+fn comment_not_found(id: &str) -> Response {
+    jira_error(
+        StatusCode::NOT_FOUND,
+        &[&format!("Can not find a comment for the id: {id}.")],
+        json!({}),
+    )
+}
+
+/// `PUT /rest/api/3/issue/{key}/comment/{id}`: the body is replaced (200 with the comment), an
+/// invalid document is 400, an unknown comment 404.
+fn edit_comment(data: &mut Data, base: &str, key: &str, id: &str, request: &Value) -> Response {
+    let Some(index) = comment_index(data, key, id) else {
+        return comment_not_found(id);
+    };
+    let body = &request["body"];
+    if let Err(e) = hookbridge_worker::jira::adf::validate(body) {
+        return jira_error(StatusCode::BAD_REQUEST, &[], json!({"comment": e}));
+    }
+    let Some(issue) = data.issues.get_mut(key) else {
+        return not_found();
+    };
+    issue.comments[index] = body.clone();
+    json_answer(
+        StatusCode::OK,
+        json!({"id": id, "self": format!("{base}/rest/api/3/issue/{key}/comment/{id}"), "body": body}),
+    )
+}
+
+/// `DELETE /rest/api/3/issue/{key}/comment/{id}`: 204, or 404 for an unknown comment.
+fn delete_comment(data: &mut Data, key: &str, id: &str) -> Response {
+    let Some(index) = comment_index(data, key, id) else {
+        return comment_not_found(id);
+    };
+    let count = data.issues.get(key).map_or(0, |i| i.comments.len());
+    let mut ids: Vec<u64> = (0..count).map(|i| comment_id(data, key, i)).collect();
+    ids.remove(index);
+    data.comment_ids.insert(key.to_owned(), ids);
+    if let Some(issue) = data.issues.get_mut(key) {
+        issue.comments.remove(index);
+    }
+    StatusCode::NO_CONTENT.into_response()
 }
 
 fn list_comments(data: &Data, key: &str, query: &HashMap<String, String>) -> Response {
@@ -1075,7 +1172,7 @@ fn list_comments(data: &Data, key: &str, query: &HashMap<String, String>) -> Res
         .enumerate()
         .skip(start)
         .take(max)
-        .map(|(i, body)| json!({"id": (i + 1).to_string(), "body": body}))
+        .map(|(i, body)| json!({"id": comment_id(data, key, i).to_string(), "body": body}))
         .collect();
     json_answer(
         StatusCode::OK,
@@ -1110,9 +1207,82 @@ fn transition(data: &mut Data, key: &str, request: &Value) -> Response {
             json!({}),
         );
     };
+    let resolution = match request["fields"].get("resolution") {
+        None => None,
+        Some(_) if *to != "Done" => {
+            return jira_error(
+                StatusCode::BAD_REQUEST,
+                &[],
+                json!({"resolution": "Field 'resolution' cannot be set. It is not on the appropriate screen, or unknown."}),
+            );
+        }
+        Some(resolution) => match resolution["name"]
+            .as_str()
+            .and_then(|name| RESOLUTIONS.iter().find(|r| **r == name))
+        {
+            Some(name) => Some((*name).to_owned()),
+            None => {
+                return jira_error(
+                    StatusCode::BAD_REQUEST,
+                    &[],
+                    json!({"resolution": "Could not find valid 'id' or 'name' in resolution object."}),
+                );
+            }
+        },
+    };
+    if *to != "Done" {
+        issue.resolution = None;
+    } else if resolution.is_some() {
+        issue.resolution = resolution;
+    }
     issue.status = (*to).to_owned();
     StatusCode::NO_CONTENT.into_response()
 }
+
+/// The accounts of the fake site that can be assigned issues (the bot's own, from `/myself`,
+/// among them).
+pub const ACCOUNTS: &[&str] = &[
+    "5b10ac8d82e05b22cc7d4ef5",
+    "5b10a2844c20165700ede21g",
+    "5b109f2e9729b51b54dc274d",
+    "557058:f58131cb-b67d-43c7-b30d-6b58d40bd077",
+];
+
+/// `PUT /rest/api/3/issue/{key}/assignee`: `{"accountId": id}` assigns, `null` unassigns (204);
+/// no `accountId` member, or an account the site does not have, is 400.
+fn assign(data: &mut Data, key: &str, request: &Value) -> Response {
+    let Some(account) = request.get("accountId") else {
+        return jira_error(
+            StatusCode::BAD_REQUEST,
+            &[],
+            json!({"assignee": "accountId is required to assign an issue."}),
+        );
+    };
+    let assignee = match account {
+        Value::Null => None,
+        Value::String(id) if ACCOUNTS.contains(&id.as_str()) => Some(id.clone()),
+        other => {
+            let shown = other
+                .as_str()
+                .map_or_else(|| other.to_string(), str::to_owned);
+            return jira_error(
+                StatusCode::BAD_REQUEST,
+                &[],
+                json!({"assignee": format!("User '{shown}' cannot be assigned issues.")}),
+            );
+        }
+    };
+    let updated = data.clock.tick();
+    let Some(issue) = data.issues.get_mut(key) else {
+        return not_found();
+    };
+    issue.assignee = assignee;
+    issue.updated = updated;
+    StatusCode::NO_CONTENT.into_response()
+}
+
+/// The resolutions of the fake site: Jira Cloud's defaults.
+pub const RESOLUTIONS: &[&str] = &["Done", "Won't Do", "Duplicate", "Cannot Reproduce"];
 
 fn upsert_remote_link(data: &mut Data, base: &str, key: &str, request: &Value) -> Response {
     let url = request["object"]["url"].as_str().unwrap_or_default();

@@ -322,6 +322,8 @@ impl JiraFake {
             components: Vec::new(),
             priority: None,
             status: spec.status,
+            resolution: None,
+            assignee: None,
             remote_links: Vec::new(),
             comments: Vec::new(),
             custom_fields: spec

@@ -13,6 +13,7 @@ mod github_app;
 mod github_backfill;
 mod github_redeliver;
 mod github_sync;
+mod github_sync_deeper;
 mod governance;
 mod hostile;
 mod ingest_http;

@@ -29,6 +29,9 @@ pub struct Issue {
     pub html_url: String,
     #[serde(default)]
     pub state: Option<String>,
+    /// Why it was closed (`completed`, `not_planned`, `duplicate`) or `reopened`; may be null.
+    #[serde(default)]
+    pub state_reason: Option<String>,
     #[serde(default)]
     pub labels: Vec<Label>,
     pub user: User,
@@ -58,6 +61,9 @@ pub struct IssueEvent {
     /// The label that was added or removed (`labeled` / `unlabeled`).
     #[serde(default)]
     pub label: Option<Label>,
+    /// The user who was assigned or unassigned (`assigned` / `unassigned`).
+    #[serde(default)]
+    pub assignee: Option<User>,
 }
 
 impl Issue {

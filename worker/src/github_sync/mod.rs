@@ -32,6 +32,7 @@ mod comment;
 mod issue;
 pub mod text;
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -63,6 +64,8 @@ pub struct SyncConfig {
     pub search_lag: Duration,
     /// How long a delivery id is remembered as done (GitHub redelivers for 3 days).
     pub done_ttl: Duration,
+    /// The TOML's `[users]`: GitHub login → Jira accountId (for `sync_assignee` routes).
+    pub users: BTreeMap<String, String>,
 }
 
 impl Default for SyncConfig {
@@ -73,6 +76,7 @@ impl Default for SyncConfig {
             lock_wait: Duration::from_secs(15),
             search_lag: Duration::from_secs(30),
             done_ttl: Duration::from_secs(7 * 24 * 3600),
+            users: BTreeMap::new(),
         }
     }
 }
@@ -97,6 +101,7 @@ impl GithubSync {
                 ignore_logins: settings.ignore_logins.clone(),
                 search_lag: settings.search_lag,
                 lock_ttl: settings.lock_ttl,
+                users: settings.users.clone(),
                 ..SyncConfig::default()
             },
         }
@@ -121,6 +126,10 @@ pub struct Intent {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CommentRecord {
     pub jira: String,
+    /// The Jira comment's id, when known (records from before it was kept have none; the
+    /// comment's marker finds it then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
 }
 
 impl GithubSync {
@@ -218,10 +227,25 @@ impl GithubSync {
                 }
             }
             ("issues", "closed") if target.sync_closure => {
+                // Opt-in per route: the close reason picks the resolution; a reason without one
+                // configured sets none (README, "Worker (GitHub → Jira)").
+                let resolution = target
+                    .resolutions
+                    .as_ref()
+                    .and_then(|r| r.for_reason(issue.state_reason.as_deref()));
+                if target.resolutions.is_some() && resolution.is_none() {
+                    tracing::info!(
+                        delivery,
+                        issue = %identity,
+                        state_reason = issue.state_reason.as_deref().unwrap_or("null"),
+                        "no resolution configured for this close reason; closing without one"
+                    );
+                }
                 self.transition_or_comment(
                     delivery,
                     key,
                     target.close_transition.as_deref(),
+                    resolution,
                     event,
                     "closed",
                 )
@@ -232,13 +256,26 @@ impl GithubSync {
                     delivery,
                     key,
                     target.reopen_transition.as_deref(),
+                    None,
                     event,
                     "reopened",
                 )
                 .await?;
             }
+            ("issues", action @ ("assigned" | "unassigned")) if target.sync_assignee => {
+                self.sync_assignee(delivery, key, event, action == "assigned")
+                    .await?;
+            }
             ("issue_comment", "created") if target.sync_comments => {
                 self.comment_once(guard, event, identity, key).await?;
+            }
+            ("issue_comment", "edited") if target.sync_comments && target.sync_comment_edits => {
+                self.comment_edited(guard, event, identity, key).await?;
+            }
+            ("issue_comment", "deleted") if target.sync_comments => {
+                if let Some(what) = target.on_comment_deleted {
+                    self.comment_deleted(event, identity, key, what).await?;
+                }
             }
             (name, action) => {
                 tracing::debug!(event = name, action, "no Jira effect for this action");
@@ -287,11 +324,15 @@ impl GithubSync {
         delivery: &str,
         key: &str,
         transition: Option<&str>,
+        resolution: Option<&str>,
         event: &IssueEvent,
         what: &str,
     ) -> Result<(), Failure> {
         if let Some(name) = transition
-            && self.jira.transition_named(key, name).await?
+            && self
+                .jira
+                .transition_named_with(key, name, resolution)
+                .await?
         {
             return Ok(());
         }
@@ -309,6 +350,56 @@ impl GithubSync {
         self.jira
             .add_comment(key, text::with_marker(adf::markdown_to_adf(&text), &marker))
             .await?;
+        Ok(())
+    }
+
+    /// Sets (`assign`) or clears the Jira assignee for the GitHub user the event names. A login
+    /// `[users]` does not map changes nothing in Jira (audited as skipped); unassigning clears
+    /// Jira's assignee only while it is that user's account. Both are whole-value writes, so a
+    /// retry repeats them harmlessly.
+    async fn sync_assignee(
+        &self,
+        delivery: &str,
+        key: &str,
+        event: &IssueEvent,
+        assign: bool,
+    ) -> Result<(), Failure> {
+        let Some(login) = event.assignee.as_ref().map(|u| u.login.as_str()) else {
+            tracing::debug!(delivery, jira = key, "no assignee in the payload");
+            return Ok(());
+        };
+        let account = self
+            .config
+            .users
+            .iter()
+            .find(|(l, _)| l.eq_ignore_ascii_case(login))
+            .map(|(_, account)| account.as_str());
+        let Some(account) = account else {
+            tracing::info!(
+                delivery,
+                jira = key,
+                login,
+                "GitHub user not in [users]; Jira assignee left as is"
+            );
+            self.jira
+                .skipped(
+                    "jira.issue.assignee_skipped",
+                    key,
+                    serde_json::json!({"github_login": login, "action": event.action, "why": "not in [users]"}),
+                )
+                .await?;
+            return Ok(());
+        };
+        if assign {
+            self.jira.assign(key, Some(account)).await?;
+        } else if !self.jira.unassign_if(key, account).await? {
+            tracing::info!(
+                delivery,
+                jira = key,
+                login,
+                "Jira assignee is someone else now; left as is"
+            );
+        }
         Ok(())
     }
 

@@ -351,6 +351,71 @@ impl JiraClient {
         .map(drop)
     }
 
+    /// `PUT /rest/api/3/issue/{key}/comment/{id}` with `{"body": adf}` (a whole value:
+    /// idempotent).
+    ///
+    /// # Errors
+    /// [`JiraError`], classified (404 for a comment that is gone).
+    pub async fn edit_comment(
+        &self,
+        key: &str,
+        id: &str,
+        adf_body: &Value,
+    ) -> Result<(), JiraError> {
+        let body = json!({"body": adf_body});
+        self.call(Call {
+            op: "edit comment",
+            endpoint: "issue.comment.edit",
+            method: Method::PUT,
+            path: &["rest", "api", "3", "issue", key, "comment", id],
+            query: &[],
+            body: Some(&body),
+            idempotent: Idempotent::Yes,
+        })
+        .await
+        .map(drop)
+    }
+
+    /// `DELETE /rest/api/3/issue/{key}/comment/{id}` (204). Not repeated here after an unknown
+    /// outcome: a second delete answers 404, so the caller reads the comments again instead.
+    ///
+    /// # Errors
+    /// [`JiraError`], classified.
+    pub async fn delete_comment(&self, key: &str, id: &str) -> Result<(), JiraError> {
+        self.call(Call {
+            op: "delete comment",
+            endpoint: "issue.comment.delete",
+            method: Method::DELETE,
+            path: &["rest", "api", "3", "issue", key, "comment", id],
+            query: &[],
+            body: None,
+            idempotent: Idempotent::No,
+        })
+        .await
+        .map(drop)
+    }
+
+    /// `PUT /rest/api/3/issue/{key}/assignee` with `{"accountId": …}`; `None` unassigns (sets a
+    /// whole value: idempotent). Jira answers 204, 400 for an unknown user, 404 for an unknown
+    /// issue.
+    ///
+    /// # Errors
+    /// [`JiraError`], classified.
+    pub async fn assign(&self, key: &str, account_id: Option<&str>) -> Result<(), JiraError> {
+        let body = json!({"accountId": account_id});
+        self.call(Call {
+            op: "assign issue",
+            endpoint: "issue.assignee",
+            method: Method::PUT,
+            path: &["rest", "api", "3", "issue", key, "assignee"],
+            query: &[],
+            body: Some(&body),
+            idempotent: Idempotent::Yes,
+        })
+        .await
+        .map(drop)
+    }
+
     /// `GET /rest/api/3/issue/{key}`.
     ///
     /// # Errors
@@ -396,6 +461,19 @@ impl JiraClient {
     /// # Errors
     /// [`JiraError`], classified.
     pub async fn list_comment_bodies(&self, key: &str) -> Result<Vec<Value>, JiraError> {
+        Ok(self
+            .list_comments(key)
+            .await?
+            .into_iter()
+            .map(|(_, body)| body)
+            .collect())
+    }
+
+    /// Every comment of the issue as `(id, body)`, oldest first, read consistently.
+    ///
+    /// # Errors
+    /// [`JiraError`], classified.
+    pub async fn list_comments(&self, key: &str) -> Result<Vec<(String, Value)>, JiraError> {
         let mut bodies = Vec::new();
         loop {
             let page = self
@@ -411,7 +489,10 @@ impl JiraClient {
                 .await?;
             let comments = page["comments"].as_array().cloned().unwrap_or_default();
             let got = comments.len();
-            bodies.extend(comments.into_iter().map(|mut c| c["body"].take()));
+            bodies.extend(comments.into_iter().map(|mut c| {
+                let id = c["id"].as_str().unwrap_or_default().to_owned();
+                (id, c["body"].take())
+            }));
             let total = page["total"].as_u64().map(|t| t as usize);
             if got == 0 || total.is_some_and(|t| bodies.len() >= t) {
                 return Ok(bodies);
@@ -453,7 +534,24 @@ impl JiraClient {
     /// # Errors
     /// [`JiraError`], classified.
     pub async fn transition(&self, key: &str, id: &str) -> Result<(), JiraError> {
-        let body = json!({"transition": {"id": id}});
+        self.transition_with(key, id, None).await
+    }
+
+    /// Applies transition `id` setting `fields` on its screen (e.g.
+    /// `{"resolution": {"name": "Done"}}`); otherwise as [`JiraClient::transition`].
+    ///
+    /// # Errors
+    /// [`JiraError`], classified.
+    pub async fn transition_with(
+        &self,
+        key: &str,
+        id: &str,
+        fields: Option<&Value>,
+    ) -> Result<(), JiraError> {
+        let mut body = json!({"transition": {"id": id}});
+        if let Some(fields) = fields {
+            body["fields"] = fields.clone();
+        }
         self.call(Call {
             op: "transition issue",
             endpoint: "issue.transition",

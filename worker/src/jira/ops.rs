@@ -275,6 +275,51 @@ impl JiraOps {
         self.audit("jira.issue.updated", key, request).await
     }
 
+    /// Sets the assignee to `account_id`, or unassigns with `None`.
+    ///
+    /// # Errors
+    /// [`OpsError`], classified.
+    pub async fn assign(&self, key: &str, account_id: Option<&str>) -> Result<(), OpsError> {
+        if let JiraTarget::Live(client) = &self.target {
+            client.assign(key, account_id).await?;
+        }
+        let request = Request {
+            method: "PUT",
+            path: format!("/rest/api/3/issue/{key}/assignee"),
+            body: json!({"accountId": account_id}),
+        };
+        self.audit("jira.issue.assigned", key, request).await
+    }
+
+    /// Unassigns the issue if `account_id` is its assignee now; `false` when it is not (someone
+    /// else is, or nobody). The dry run cannot read it and records the unassign.
+    ///
+    /// # Errors
+    /// [`OpsError`], classified.
+    pub async fn unassign_if(&self, key: &str, account_id: &str) -> Result<bool, OpsError> {
+        if let JiraTarget::Live(client) = &self.target {
+            let issue = client.get_issue(key, "assignee").await?;
+            if issue["fields"]["assignee"]["accountId"].as_str() != Some(account_id) {
+                return Ok(false);
+            }
+        }
+        self.assign(key, None).await?;
+        Ok(true)
+    }
+
+    /// Records that a write was left out on purpose (`why`), live or dry-run alike.
+    ///
+    /// # Errors
+    /// [`OpsError::Audit`].
+    pub async fn skipped(&self, action: &str, key: &str, why: Value) -> Result<(), OpsError> {
+        let entry = Entry::new(action, key)
+            .id("jira", key)
+            .outcome("skipped")
+            .detail(why);
+        self.audit.record(entry).await?;
+        Ok(())
+    }
+
     /// Adds a comment; returns its id.
     ///
     /// # Errors
@@ -299,6 +344,22 @@ impl JiraOps {
     /// # Errors
     /// [`OpsError`], classified.
     pub async fn transition_named(&self, key: &str, name: &str) -> Result<bool, OpsError> {
+        self.transition_named_with(key, name, None).await
+    }
+
+    /// [`JiraOps::transition_named`], setting the resolution called `resolution` on the way
+    /// (`"fields": {"resolution": {"name": …}}`, Jira REST v3 "Transition issue"). Jira refuses
+    /// an unknown name with 400, which dead-letters the message with Jira's text.
+    ///
+    /// # Errors
+    /// [`OpsError`], classified.
+    pub async fn transition_named_with(
+        &self,
+        key: &str,
+        name: &str,
+        resolution: Option<&str>,
+    ) -> Result<bool, OpsError> {
+        let fields = resolution.map(|r| json!({"resolution": {"name": r}}));
         let transition = match &self.target {
             JiraTarget::Live(client) => {
                 let transitions = client.get_transitions(key).await?;
@@ -307,16 +368,22 @@ impl JiraOps {
                 }) else {
                     return Ok(false);
                 };
-                client.transition(key, &found.id).await?;
+                client
+                    .transition_with(key, &found.id, fields.as_ref())
+                    .await?;
                 json!({"id": found.id})
             }
             // The dry run cannot look the id up: it shows the name it would look for.
             JiraTarget::DryRun => json!({"name": name}),
         };
+        let mut body = json!({"transition": transition});
+        if let Some(fields) = fields {
+            body["fields"] = fields;
+        }
         let request = Request {
             method: "POST",
             path: format!("/rest/api/3/issue/{key}/transitions"),
-            body: json!({"transition": transition}),
+            body,
         };
         self.audit("jira.issue.transitioned", key, request).await?;
         Ok(true)
@@ -333,6 +400,49 @@ impl JiraOps {
                 Ok(client.search_keys(&jql, 1).await?.into_iter().next())
             }
             JiraTarget::DryRun => Ok(None),
+        }
+    }
+
+    /// Replaces the body of comment `id`.
+    ///
+    /// # Errors
+    /// [`OpsError`], classified.
+    pub async fn edit_comment(&self, key: &str, id: &str, body: Value) -> Result<(), OpsError> {
+        if let JiraTarget::Live(client) = &self.target {
+            client.edit_comment(key, id, &body).await?;
+        }
+        let request = Request {
+            method: "PUT",
+            path: format!("/rest/api/3/issue/{key}/comment/{id}"),
+            body: json!({"body": body}),
+        };
+        self.audit("jira.comment.updated", key, request).await
+    }
+
+    /// Deletes comment `id`.
+    ///
+    /// # Errors
+    /// [`OpsError`], classified.
+    pub async fn delete_comment(&self, key: &str, id: &str) -> Result<(), OpsError> {
+        if let JiraTarget::Live(client) = &self.target {
+            client.delete_comment(key, id).await?;
+        }
+        let request = Request {
+            method: "DELETE",
+            path: format!("/rest/api/3/issue/{key}/comment/{id}"),
+            body: Value::Null,
+        };
+        self.audit("jira.comment.deleted", key, request).await
+    }
+
+    /// Every comment of the issue as `(id, body)`, read consistently; none in dry-run.
+    ///
+    /// # Errors
+    /// [`OpsError`], classified.
+    pub async fn comments(&self, key: &str) -> Result<Vec<(String, Value)>, OpsError> {
+        match &self.target {
+            JiraTarget::Live(client) => Ok(client.list_comments(key).await?),
+            JiraTarget::DryRun => Ok(Vec::new()),
         }
     }
 

@@ -149,6 +149,8 @@ pub struct WorkerSettings {
     pub deployment_rule: DeploymentRuleSettings,
     /// `WORKER_METRICS_BIND`, when set.
     pub metrics_bind: Option<String>,
+    /// The TOML's `[users]`: GitHub login → Jira accountId.
+    pub users: std::collections::BTreeMap<String, String>,
 }
 
 impl WorkerSettings {
@@ -191,6 +193,7 @@ impl WorkerSettings {
                 .map(|l| l.trim().to_owned())
                 .filter(|l| !l.is_empty())
                 .collect(),
+            users: file.users.clone(),
             change_requests: args.change_requests.settings(&file)?,
             deployment_rule: args.deployment_rule.settings(&file)?,
             metrics_bind: args
