@@ -48,7 +48,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -63,6 +63,7 @@ use rsa::pkcs8::DecodePublicKey;
 use rsa::signature::Verifier;
 use serde_json::{Value, json};
 
+use crate::github_fake::{epoch_now, error, header};
 use crate::serve::Server;
 
 /// The App's private key: 2048-bit RSA, PKCS#1 PEM as GitHub issues it, made for these tests
@@ -242,12 +243,6 @@ pub struct GithubAppFake {
     _server: Server,
 }
 
-fn epoch_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 impl GithubAppFake {
     /// Starts the fake on a free port of 127.0.0.1.
     ///
@@ -395,27 +390,6 @@ impl Drop for GithubAppFake {
     fn drop(&mut self) {
         self.shared.hold.send_replace(false);
     }
-}
-
-fn error(status: StatusCode, message: &str, doc: &str) -> Response {
-    (
-        status,
-        [("content-type", "application/json; charset=utf-8")],
-        json!({
-            "message": message,
-            "documentation_url": format!("https://docs.github.com/{doc}"),
-            "status": status.as_u16().to_string(),
-        })
-        .to_string(),
-    )
-        .into_response()
-}
-
-fn header(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
 }
 
 fn bearer(headers: &HeaderMap) -> Option<String> {

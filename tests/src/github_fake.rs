@@ -266,7 +266,8 @@ pub struct GithubFake {
     _server: Server,
 }
 
-fn epoch_now() -> u64 {
+/// Now, in whole UTC epoch seconds (as `x-ratelimit-reset` counts).
+pub(crate) fn epoch_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
@@ -363,7 +364,8 @@ impl GithubFake {
     }
 }
 
-fn error(status: StatusCode, message: &str, doc: &str) -> Response {
+/// An error answer as GitHub's REST API words it: `message`, `documentation_url`, `status`.
+pub(crate) fn error(status: StatusCode, message: &str, doc: &str) -> Response {
     (
         status,
         [("content-type", "application/json; charset=utf-8")],
@@ -377,7 +379,8 @@ fn error(status: StatusCode, message: &str, doc: &str) -> Response {
         .into_response()
 }
 
-fn header(headers: &HeaderMap, name: &str) -> Option<String> {
+/// A request header's value, when it is text.
+pub(crate) fn header(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get(name)
         .and_then(|v| v.to_str().ok())

@@ -18,9 +18,10 @@ use hookbridge_worker::events::Decoder;
 use hookbridge_worker::events::jira::CrFilter;
 use hookbridge_worker::gate::Policy;
 use hookbridge_worker::github_sync::{GithubSync, SyncConfig};
+use hookbridge_worker::handler::Outcome;
 use hookbridge_worker::jira::ops::JiraOps;
 use hookbridge_worker::router::Router;
-use hookbridge_worker::store::Store;
+use hookbridge_worker::store::{EMBEDDED_FILE_NAME, Store};
 
 /// The CR configuration of the binary's defaults: project `CR`, approvers in
 /// `customfield_10102`, signature in `customfield_10103`, `Approved` / `Rejected`, 24 h.
@@ -121,4 +122,49 @@ pub fn router(parts: Parts) -> (Router, AlertWaker) {
         alerts: waker.clone(),
     };
     (router, waker)
+}
+
+/// Which store a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Embedded,
+    Redis,
+}
+
+/// A fresh store of `backend`: a file in `dir`, or the shared test Redis (from
+/// `scripts/with-test-services.sh`) under a key prefix of its own starting with `prefix`.
+///
+/// # Panics
+/// When the store cannot be opened, or Redis is asked for outside `scripts/with-test-services.sh`.
+pub async fn open_store(backend: Backend, dir: &Path, prefix: &str) -> Store {
+    match backend {
+        Backend::Embedded => {
+            Store::open_embedded(&dir.join(EMBEDDED_FILE_NAME)).expect("embedded store")
+        }
+        Backend::Redis => {
+            let url = std::env::var("HOOKBRIDGE_TEST_REDIS_URL").expect(
+                "HOOKBRIDGE_TEST_REDIS_URL: run under scripts/with-test-services.sh (make test)",
+            );
+            let prefix = format!("{prefix}:{}:", uuid::Uuid::new_v4().simple());
+            Store::connect_redis(&url, &prefix)
+                .await
+                .expect("test Redis")
+        }
+    }
+}
+
+/// Handles a message like the consumer would: again while the outcome says retry or busy (after
+/// the asked delay, at most 2 s), ten times at most.
+pub async fn deliver(router: &Router, body: &[u8]) -> Outcome {
+    let mut outcome = router.handle_body(body).await;
+    for _ in 0..10 {
+        match &outcome {
+            Outcome::Retry { after, .. } | Outcome::Busy { after, .. } => {
+                tokio::time::sleep((*after).min(Duration::from_secs(2))).await;
+                outcome = router.handle_body(body).await;
+            }
+            _ => break,
+        }
+    }
+    outcome
 }

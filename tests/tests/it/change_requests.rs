@@ -10,7 +10,9 @@ use std::time::Duration;
 use hookbridge_shared::config::ApproverRoleField;
 use hookbridge_tests::jira_fake::{CrSpec, FakeConfig, JiraFake, JiraUser, WebhookDelivery};
 use hookbridge_tests::slack_fake::{SlackConfig, SlackFake, wait_until};
-use hookbridge_tests::worker::{Parts, default_cr_config, default_cr_filter, router};
+use hookbridge_tests::worker::{
+    Backend, Parts, default_cr_config, default_cr_filter, open_store, router,
+};
 use hookbridge_worker::alerts::dispatcher::{Dispatcher, DispatcherConfig, Sink};
 use hookbridge_worker::alerts::slack::{SlackClient, SlackWebhook};
 use hookbridge_worker::audit::AuditLog;
@@ -22,17 +24,12 @@ use hookbridge_worker::jira::JiraClient;
 use hookbridge_worker::jira::ops::JiraOps;
 use hookbridge_worker::metrics::governance::LatencyCell;
 use hookbridge_worker::router::Router;
+use hookbridge_worker::store::Store;
 use hookbridge_worker::store::keys::{ApprovalLatency, CrRecordKey};
-use hookbridge_worker::store::{EMBEDDED_FILE_NAME, Store};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 const APPROVER_FIELD: &str = "customfield_10102";
-
-enum Backend {
-    Redis,
-    Embedded,
-}
 
 /// A router over one store, the Jira fake, the Slack fake and a dispatcher to it.
 struct Setup {
@@ -50,28 +47,11 @@ fn alice() -> JiraUser {
     JiraUser::new("5b10a2844c20165700ede21g", "Alice Approver")
 }
 
-async fn open_store(backend: &Backend, dir: &std::path::Path) -> Store {
-    match backend {
-        Backend::Embedded => {
-            Store::open_embedded(&dir.join(EMBEDDED_FILE_NAME)).expect("embedded store")
-        }
-        Backend::Redis => {
-            let url = std::env::var("HOOKBRIDGE_TEST_REDIS_URL").expect(
-                "HOOKBRIDGE_TEST_REDIS_URL: run under scripts/with-test-services.sh (make test)",
-            );
-            let prefix = format!("hbcr:{}:", uuid::Uuid::new_v4().simple());
-            Store::connect_redis(&url, &prefix)
-                .await
-                .expect("test Redis")
-        }
-    }
-}
-
 async fn setup(backend: Backend, cr: CrConfig) -> Setup {
     let fake = JiraFake::start(FakeConfig::default()).await;
     let slack = SlackFake::start(SlackConfig::default()).await;
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = open_store(&backend, dir.path()).await;
+    let store = open_store(backend, dir.path(), "hbcr").await;
     let audit_dir = dir.path().join("audit");
     let audit = AuditLog::open(&audit_dir, "test", Some(store.clone()));
     let jira = JiraClient::with_store(&fake.settings(100.0), Some(store.clone())).expect("client");

@@ -9,7 +9,7 @@ use std::time::Duration;
 use hookbridge_shared::routing::{JiraProjectKey, Routing};
 use hookbridge_tests::github::{GithubIssue, delivery_id, envelope};
 use hookbridge_tests::jira_fake::{FakeConfig, JiraFake};
-use hookbridge_tests::worker::{Parts, router};
+use hookbridge_tests::worker::{Parts, deliver, router};
 use hookbridge_worker::audit::AuditLog;
 use hookbridge_worker::events::github::IssueIdentity;
 use hookbridge_worker::github_sync::{SyncConfig, marker_label};
@@ -92,20 +92,6 @@ async fn setup_with(
 async fn deliver_issue_event(pipeline: &Router, issue: &GithubIssue, action: &str) {
     let body = envelope("issues", &delivery_id(), &issue.event(action));
     assert_eq!(deliver(pipeline, &body).await, Outcome::Done, "{action}");
-}
-
-async fn deliver(pipeline: &Router, body: &[u8]) -> Outcome {
-    let mut outcome = pipeline.handle_body(body).await;
-    for _ in 0..10 {
-        match &outcome {
-            Outcome::Retry { after, .. } | Outcome::Busy { after, .. } => {
-                tokio::time::sleep((*after).min(Duration::from_secs(2))).await;
-                outcome = pipeline.handle_body(body).await;
-            }
-            _ => break,
-        }
-    }
-    outcome
 }
 
 #[tokio::test]

@@ -10,20 +10,13 @@ use hookbridge_shared::config::FileConfig;
 use hookbridge_shared::routing::{JiraProjectKey, Routing};
 use hookbridge_tests::github::{GithubIssue, delivery_id, envelope};
 use hookbridge_tests::jira_fake::{FakeConfig, FakeIssue, JiraFake};
-use hookbridge_tests::worker::{Parts, router};
+use hookbridge_tests::worker::{Backend, Parts, deliver, open_store, router};
 use hookbridge_worker::audit::AuditLog;
 use hookbridge_worker::github_sync::SyncConfig;
 use hookbridge_worker::handler::Outcome;
 use hookbridge_worker::jira::JiraClient;
 use hookbridge_worker::jira::ops::JiraOps;
 use hookbridge_worker::router::Router;
-use hookbridge_worker::store::{EMBEDDED_FILE_NAME, Store};
-
-#[derive(Debug, Clone, Copy)]
-enum Backend {
-    Embedded,
-    Redis,
-}
 
 struct Setup {
     fake: JiraFake,
@@ -31,28 +24,11 @@ struct Setup {
     _dir: tempfile::TempDir,
 }
 
-async fn open_store(backend: Backend, dir: &std::path::Path) -> Store {
-    match backend {
-        Backend::Embedded => {
-            Store::open_embedded(&dir.join(EMBEDDED_FILE_NAME)).expect("embedded store")
-        }
-        Backend::Redis => {
-            let url = std::env::var("HOOKBRIDGE_TEST_REDIS_URL").expect(
-                "HOOKBRIDGE_TEST_REDIS_URL: run under scripts/with-test-services.sh (make test)",
-            );
-            let prefix = format!("hbdeep:{}:", uuid::Uuid::new_v4().simple());
-            Store::connect_redis(&url, &prefix)
-                .await
-                .expect("test Redis")
-        }
-    }
-}
-
 /// A router over `backend` whose routes are the `[[routes]]` of `toml` (none: the default route).
 async fn setup(backend: Backend, toml: &str) -> Setup {
     let fake = JiraFake::start(FakeConfig::default()).await;
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = open_store(backend, dir.path()).await;
+    let store = open_store(backend, dir.path(), "hbdeep").await;
     let client = JiraClient::with_timeout(
         &fake.settings(100.0),
         Some(store.clone()),
@@ -85,21 +61,6 @@ async fn setup(backend: Backend, toml: &str) -> Setup {
         pipeline: Arc::new(pipeline),
         _dir: dir,
     }
-}
-
-/// Handles a message like the consumer would: retried while the outcome says retry.
-async fn deliver(pipeline: &Router, body: &[u8]) -> Outcome {
-    let mut outcome = pipeline.handle_body(body).await;
-    for _ in 0..10 {
-        match &outcome {
-            Outcome::Retry { after, .. } | Outcome::Busy { after, .. } => {
-                tokio::time::sleep((*after).min(Duration::from_secs(2))).await;
-                outcome = pipeline.handle_body(body).await;
-            }
-            _ => break,
-        }
-    }
-    outcome
 }
 
 /// `issues.closed` as GitHub sends it: `issue.state` `closed` and `issue.state_reason`.
