@@ -9,6 +9,9 @@
 #   HOOKBRIDGE_TEST_SQS_ENDPOINT  http://127.0.0.1:PORT
 #   AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1
 #
+#   HOOKBRIDGE_CHROMIUM           path of Debian's chromium (the browser tests drive it headless)
+#   HOOKBRIDGE_CHROMEDRIVER       path of its chromedriver
+#
 # With HOOKBRIDGE_NEED_WRK=1 (make bench) it also installs wrk, the benchmarks' load generator.
 #
 # Why a script and not Docker: these machines have no Docker, but they do have apt and PyPI. moto is
@@ -80,6 +83,13 @@ if ! { [ -x "$venv/bin/moto_server" ] && "$venv/bin/python" -c 'import moto.serv
         tail -n 20 "$env_dir/pip.log" >&2
         die "pip install 'moto[server]' failed (full log: $env_dir/pip.log)"
     fi
+fi
+# The browser tests' headless browser and its WebDriver server (Debian's packages of the same
+# version, so they always match). Without recommends, which would add systemd, avahi and printing;
+# fonts-liberation (a recommend) is kept so screenshots show the usual sans-serif font.
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+    log "chromium or chromedriver not found: installing chromium and chromium-driver with apt-get"
+    apt_install --no-install-recommends chromium chromium-driver fonts-liberation
 fi
 # The benchmarks' load generator (make bench sets HOOKBRIDGE_NEED_WRK=1).
 if [ "${HOOKBRIDGE_NEED_WRK:-0}" = 1 ] && ! command -v wrk >/dev/null 2>&1; then
@@ -202,6 +212,8 @@ status=0
 env -u AWS_PROFILE -u AWS_SESSION_TOKEN \
     HOOKBRIDGE_TEST_REDIS_URL="redis://127.0.0.1:$redis_port/" \
     HOOKBRIDGE_TEST_SQS_ENDPOINT="http://127.0.0.1:$moto_port" \
+    HOOKBRIDGE_CHROMIUM="$(command -v chromium)" \
+    HOOKBRIDGE_CHROMEDRIVER="$(command -v chromedriver)" \
     AWS_ACCESS_KEY_ID=testing \
     AWS_SECRET_ACCESS_KEY=testing \
     AWS_REGION=us-east-1 \

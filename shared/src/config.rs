@@ -421,6 +421,8 @@ fn default_github_events() -> Vec<String> {
         "issues".into(),
         "issue_comment".into(),
         "deployment_protection_rule".into(),
+        "pull_request".into(),
+        "push".into(),
     ]
 }
 
@@ -516,7 +518,8 @@ mod tests {
         let ok = FileConfig::parse("[ingest]\ngithub_events = [\"*\"]\n").unwrap();
         assert!(ok.ingest.wants_github("push"));
         assert!(FileConfig::default().ingest.wants_github("issues"));
-        assert!(!FileConfig::default().ingest.wants_github("push"));
+        assert!(FileConfig::default().ingest.wants_github("push"));
+        assert!(!FileConfig::default().ingest.wants_github("star"));
     }
 
     #[test]

@@ -25,6 +25,13 @@
 //! # optional: GitHub comment edits and deletions follow to the Jira comment made for it
 //! sync_comment_edits = true
 //! on_comment_deleted = "delete"                   # or "mark"; absent: nothing happens
+//! # optional: pull requests and pushes → remote links on the Jira issues they name
+//! sync_pull_requests = true
+//! link_projects = ["OPS"]                         # keys of these projects count too
+//! # optional: Jira → GitHub (needs GITHUB_TOKEN or the GitHub App): Done closes, leaving Done
+//! # reopens, Jira comments are mirrored; the close reason by Jira resolution, over the defaults
+//! sync_from_jira = true
+//! github_state_reasons = { "Won't Fix" = "not_planned", "Fixed" = "completed" }
 //! ```
 
 use std::fmt;
@@ -179,6 +186,38 @@ pub struct RouteRule {
     /// What `issue_comment.deleted` does to that Jira comment; absent: nothing.
     #[serde(default)]
     pub on_comment_deleted: Option<OnCommentDeleted>,
+    /// `pull_request` and `push` events link the Jira issues they name (remote links, and one
+    /// comment when a pull request is merged).
+    #[serde(default)]
+    pub sync_pull_requests: bool,
+    /// Jira projects whose keys count in pull requests and commits besides `project`'s.
+    #[serde(default)]
+    pub link_projects: Vec<JiraProjectKey>,
+    /// Jira → GitHub: a twin moved to a Done status category closes the GitHub issue, moved out
+    /// of it reopens it, and Jira comments become GitHub comments.
+    #[serde(default)]
+    pub sync_from_jira: bool,
+    /// The GitHub close reason by Jira resolution name, over the built-in defaults.
+    #[serde(default)]
+    pub github_state_reasons: std::collections::BTreeMap<String, GithubStateReason>,
+}
+
+/// Why a GitHub issue is closed (`state_reason` of GitHub's "Update an issue").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GithubStateReason {
+    Completed,
+    NotPlanned,
+}
+
+impl GithubStateReason {
+    /// GitHub's word for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Completed => "completed",
+            Self::NotPlanned => "not_planned",
+        }
+    }
 }
 
 /// What a GitHub comment's deletion does to its Jira twin.
@@ -262,6 +301,11 @@ pub struct Target {
     pub sync_assignee: bool,
     pub sync_comment_edits: bool,
     pub on_comment_deleted: Option<OnCommentDeleted>,
+    pub sync_pull_requests: bool,
+    /// Projects whose keys a pull request or commit may name: `project`, then `link_projects`.
+    pub link_projects: Vec<JiraProjectKey>,
+    pub sync_from_jira: bool,
+    pub github_state_reasons: std::collections::BTreeMap<String, GithubStateReason>,
 }
 
 /// The rules plus the defaults from the environment.
@@ -314,6 +358,15 @@ impl Routing {
             {
                 return Err(format!("routes[{i}] ({label}): a resolution name is empty"));
             }
+            if rule
+                .github_state_reasons
+                .keys()
+                .any(|n| n.trim().is_empty())
+            {
+                return Err(format!(
+                    "routes[{i}] ({label}): github_state_reasons has an empty resolution name"
+                ));
+            }
         }
         if self.default_issue_type.trim().is_empty() {
             return Err("JIRA_ISSUE_TYPE: is empty".into());
@@ -352,6 +405,10 @@ impl Routing {
                 sync_assignee: rule.sync_assignee,
                 sync_comment_edits: rule.sync_comment_edits,
                 on_comment_deleted: rule.on_comment_deleted,
+                sync_pull_requests: rule.sync_pull_requests,
+                link_projects: rule.link_projects.clone(),
+                sync_from_jira: rule.sync_from_jira,
+                github_state_reasons: rule.github_state_reasons.clone(),
             }),
             None => Some(Target {
                 rule: "default".into(),
@@ -368,8 +425,36 @@ impl Routing {
                 sync_assignee: false,
                 sync_comment_edits: false,
                 on_comment_deleted: None,
+                sync_pull_requests: false,
+                link_projects: Vec::new(),
+                sync_from_jira: false,
+                github_state_reasons: std::collections::BTreeMap::new(),
             }),
         }
+    }
+
+    /// The target for a change made in Jira to the twin of a GitHub issue of `repository` with
+    /// `labels`: the first rule whose repositories and labels match (its `events` and `actions`
+    /// name GitHub events, so they are not consulted here). `None` as for [`Routing::route`].
+    pub fn route_from_jira(&self, repository: &str, labels: &[String]) -> Option<Target> {
+        let unfiltered = Routing {
+            rules: self
+                .rules
+                .iter()
+                .map(|r| RouteRule {
+                    events: Vec::new(),
+                    actions: Vec::new(),
+                    ..r.clone()
+                })
+                .collect(),
+            ..self.clone()
+        };
+        unfiltered.route(&EventFacts {
+            repository,
+            labels,
+            event: "",
+            action: "",
+        })
     }
 }
 
@@ -461,6 +546,40 @@ labels = ["triage"]
             default_issue_type: "Task".into(),
         };
         assert!(routing.validate().unwrap_err().contains("routes[0] (x)"));
+    }
+
+    #[test]
+    fn jira_changes_route_by_repository_and_labels_only() {
+        let file = FileConfig::parse(
+            r#"
+[[routes]]
+name = "opened only"
+repositories = ["octo/api"]
+events = ["issues"]
+actions = ["opened"]
+project = "API"
+sync_from_jira = true
+github_state_reasons = { "Won't Fix" = "not_planned", "Obsolete" = "completed" }
+"#,
+        )
+        .unwrap();
+        let routing = Routing {
+            rules: file.routes,
+            default_project: None,
+            default_issue_type: "Task".into(),
+        };
+        routing.validate().unwrap();
+        let t = routing.route_from_jira("Octo/API", &[]).unwrap();
+        assert!(t.sync_from_jira);
+        assert_eq!(t.rule, "opened only");
+        assert_eq!(
+            t.github_state_reasons.get("Won't Fix"),
+            Some(&GithubStateReason::NotPlanned)
+        );
+        assert!(routing.route_from_jira("octo/web", &[]).is_none());
+        let err = FileConfig::parse("[[routes]]\ngithub_state_reasons = { X = \"wontfix\" }\n")
+            .unwrap_err();
+        assert!(err.contains("wontfix"), "{err}");
     }
 
     #[test]

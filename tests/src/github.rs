@@ -294,3 +294,177 @@ pub fn jira_issue_updated(key: &str, to: &str) -> Value {
         }]},
     })
 }
+
+/// One GitHub pull request, for building `pull_request` events about it with the shape GitHub
+/// documents ("Webhook events and payloads", `pull_request`: `action`, `number`, the pull
+/// request with `state`, `merged`, `merged_at`, `head`/`base` `{ref, sha, label}`, `updated_at`;
+/// `repository`, `sender`).
+#[derive(Debug, Clone)]
+pub struct GithubPullRequest {
+    pub repo: String,
+    pub number: u64,
+    pub title: String,
+    pub body: String,
+    /// The head branch (`head.ref`).
+    pub branch: String,
+    pub base: String,
+    pub author: String,
+    /// `open` or `closed`.
+    pub state: String,
+    pub merged: bool,
+    /// Seconds after 2026-11-29T10:00:00Z of `updated_at`: each event built moves it on, as
+    /// GitHub's clock does.
+    pub clock: u64,
+}
+
+impl GithubPullRequest {
+    pub fn new(repo: &str, number: u64) -> Self {
+        Self {
+            repo: repo.to_owned(),
+            number,
+            title: format!("Pull request {number}"),
+            body: String::new(),
+            branch: format!("topic-{number}"),
+            base: "main".to_owned(),
+            author: "octocat".to_owned(),
+            state: "open".to_owned(),
+            merged: false,
+            clock: 0,
+        }
+    }
+
+    pub fn html_url(&self) -> String {
+        format!("https://github.com/{}/pull/{}", self.repo, self.number)
+    }
+
+    fn at(&self) -> String {
+        let start = chrono::DateTime::parse_from_rfc3339("2026-11-29T10:00:00Z")
+            .expect("a time")
+            .with_timezone(&chrono::Utc);
+        (start + chrono::Duration::seconds(self.clock as i64))
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    }
+
+    /// The `pull_request` object as it is now.
+    pub fn json(&self) -> Value {
+        let sha = format!("{:040x}", self.number * 7_919 + self.clock);
+        let closed = self.state == "closed";
+        json!({
+            "url": format!("https://api.github.com/repos/{}/pulls/{}", self.repo, self.number),
+            "id": 2_000_000 + self.number,
+            "node_id": format!("PR_kw{}", self.number),
+            "html_url": self.html_url(),
+            "issue_url": format!("https://api.github.com/repos/{}/issues/{}", self.repo, self.number),
+            "number": self.number,
+            "state": self.state,
+            "locked": false,
+            "title": self.title,
+            "user": {"login": self.author, "id": 1, "type": "User"},
+            "body": if self.body.is_empty() { Value::Null } else { json!(self.body) },
+            "created_at": "2026-11-29T10:00:00Z",
+            "updated_at": self.at(),
+            "closed_at": if closed { json!(self.at()) } else { Value::Null },
+            "merged_at": if self.merged { json!(self.at()) } else { Value::Null },
+            "merge_commit_sha": if self.merged { json!(sha) } else { Value::Null },
+            "draft": false,
+            "labels": [],
+            "head": {
+                "label": format!("{}:{}", self.repo.split('/').next().unwrap_or(""), self.branch),
+                "ref": self.branch,
+                "sha": sha,
+                "user": {"login": self.author, "id": 1, "type": "User"},
+            },
+            "base": {
+                "label": format!("{}:{}", self.repo.split('/').next().unwrap_or(""), self.base),
+                "ref": self.base,
+                "sha": "0000000000000000000000000000000000000001",
+            },
+            "author_association": "MEMBER",
+            "merged": self.merged,
+            "mergeable": null,
+            "comments": 0,
+            "commits": 1,
+            "additions": 3,
+            "deletions": 1,
+            "changed_files": 1,
+        })
+    }
+
+    /// A `pull_request` event with `action`, sent by `sender`; the clock moves on first.
+    pub fn event_by(&mut self, action: &str, sender: &str) -> Value {
+        self.clock += 60;
+        json!({
+            "action": action,
+            "number": self.number,
+            "pull_request": self.json(),
+            "repository": {
+                "full_name": self.repo,
+                "html_url": format!("https://github.com/{}", self.repo),
+                "private": false,
+            },
+            "sender": {"login": sender, "id": 3, "type": "User"},
+        })
+    }
+
+    /// A `pull_request` event with `action` by the author.
+    pub fn event(&mut self, action: &str) -> Value {
+        let author = self.author.clone();
+        self.event_by(action, &author)
+    }
+
+    /// `pull_request.closed` after a merge: `state` `closed`, `merged` true.
+    pub fn merge(&mut self, by: &str) -> Value {
+        self.state = "closed".to_owned();
+        self.merged = true;
+        self.event_by("closed", by)
+    }
+}
+
+/// A `push` event as GitHub sends it ("Webhook events and payloads", `push`: `ref`, `before`,
+/// `after`, `created`, `deleted`, `forced`, `commits[]` with `id`, `message`, `url`, `distinct`,
+/// `author`, `head_commit`, `pusher`, `repository`, `sender`) of `(sha, message)` commits to
+/// `branch`.
+pub fn push_event(repo: &str, branch: &str, commits: &[(&str, &str)]) -> Value {
+    let commits: Vec<Value> = commits
+        .iter()
+        .map(|(sha, message)| {
+            json!({
+                "id": sha,
+                "tree_id": format!("{sha:0>40}"),
+                "distinct": true,
+                "message": message,
+                "timestamp": "2026-11-29T10:00:00Z",
+                "url": format!("https://github.com/{repo}/commit/{sha}"),
+                "author": {"name": "Mona Lisa", "email": "mona@example.test", "username": "monalisa"},
+                "committer": {"name": "Mona Lisa", "email": "mona@example.test", "username": "monalisa"},
+                "added": [],
+                "removed": [],
+                "modified": ["README.md"],
+            })
+        })
+        .collect();
+    let after = commits
+        .last()
+        .and_then(|c| c["id"].as_str())
+        .unwrap_or("0000000000000000000000000000000000000000")
+        .to_owned();
+    json!({
+        "ref": format!("refs/heads/{branch}"),
+        "before": "1111111111111111111111111111111111111111",
+        "after": after,
+        "created": false,
+        "deleted": false,
+        "forced": false,
+        "base_ref": null,
+        "compare": format!("https://github.com/{repo}/compare/111111111111...{}", &after[..12.min(after.len())]),
+        "head_commit": commits.last().cloned().unwrap_or(Value::Null),
+        "commits": commits,
+        "repository": {
+            "full_name": repo,
+            "html_url": format!("https://github.com/{repo}"),
+            "private": false,
+        },
+        "pusher": {"name": "monalisa", "email": "mona@example.test"},
+        "sender": {"login": "monalisa", "id": 4, "type": "User"},
+    })
+}

@@ -130,7 +130,10 @@ impl Proc {
             .env("LOG_FORMAT", "json")
             .env("RUST_LOG", "info")
             .env("NO_PROXY", "127.0.0.1,localhost")
-            .env("no_proxy", "127.0.0.1,localhost");
+            .env("no_proxy", "127.0.0.1,localhost")
+            // `hookbridge run` serves the operator's page on 127.0.0.1:9091 unless told where:
+            // tests run many at once, each on a free port (read from its log line).
+            .env("HOOKBRIDGE_ADMIN_BIND", "127.0.0.1:0");
         for (key, value) in env {
             command.env(key, value);
         }

@@ -57,6 +57,8 @@ pub struct Parts {
     pub sync: SyncConfig,
     pub cr: CrConfig,
     pub claims_dir: std::path::PathBuf,
+    /// The Jira → GitHub sync (none unless a test sets it).
+    pub jira_sync: Option<hookbridge_worker::jira_sync::JiraSync>,
 }
 
 impl Parts {
@@ -74,6 +76,7 @@ impl Parts {
             sync: SyncConfig::default(),
             cr: default_cr_config(),
             claims_dir: dir.join("claims"),
+            jira_sync: None,
         }
     }
 }
@@ -95,7 +98,9 @@ pub fn router(parts: Parts) -> (Router, AlertWaker) {
             ClaimStore::new(parts.claims_dir),
             parts.sync.ignore_logins.clone(),
             default_cr_filter(),
-        ),
+        )
+        .with_sync_from_jira(parts.jira_sync.is_some()),
+        jira_sync: parts.jira_sync,
         store: parts.store.clone(),
         github: GithubSync {
             store: parts.store.clone(),

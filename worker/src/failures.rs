@@ -72,6 +72,19 @@ pub async fn record(
     store.commit(&tx).await.map(|_| ())
 }
 
+/// The failed attempts of delivery `delivery`, oldest first (the operator's page).
+///
+/// # Errors
+/// [`StoreError`] when the store cannot be read.
+pub async fn history_of_delivery(
+    store: &Store,
+    delivery: &str,
+) -> Result<Vec<FailedAttempt>, StoreError> {
+    store
+        .list(&FailureHistory(&format!("delivery:{delivery}")), 0, KEPT)
+        .await
+}
+
 /// The failed attempts of the message `body`, oldest first.
 ///
 /// # Errors

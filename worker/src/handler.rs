@@ -167,6 +167,44 @@ impl From<crate::events::DecodeError> for Failure {
     }
 }
 
+/// The answer for a message whose lock another worker still holds after the wait: it comes back
+/// later, costing no attempt.
+pub fn held_elsewhere(what: impl std::fmt::Display) -> Outcome {
+    Outcome::Busy {
+        after: Duration::from_secs(1),
+        reason: format!("{what} is being worked on by another worker"),
+    }
+}
+
+/// Runs `work` under `guard`'s lock, bounded by its lease ([`crate::store::lock::leased`]: the
+/// work stops the moment the lock is no longer surely ours, and is retried), then releases the
+/// lock (one that cannot be released expires by itself).
+///
+/// # Errors
+/// What `work` fails with, or a retry when the lease was lost.
+pub async fn under_lease<F>(
+    store: &crate::store::Store,
+    guard: &crate::store::LockGuard,
+    ttl: Duration,
+    work: F,
+) -> Result<Outcome, Failure>
+where
+    F: Future<Output = Result<Outcome, Failure>>,
+{
+    let result = crate::store::lock::leased(store, guard, ttl, work)
+        .await
+        .unwrap_or_else(|lost| {
+            Err(Failure::Retry {
+                after: Duration::from_secs(1),
+                reason: lost.to_string(),
+            })
+        });
+    if let Err(e) = store.unlock(guard).await {
+        tracing::warn!(error = %e, lock = %guard.key, "unlock failed; the lock expires by itself");
+    }
+    result
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -382,6 +382,8 @@ proptest! {
             Just("jira:issue_updated".to_owned()),
             Just("jira:issue_created".to_owned()),
             Just("deployment_protection_rule".to_owned()),
+            Just("pull_request".to_owned()),
+            Just("push".to_owned()),
             "\\PC{0,12}",
         ],
         payload in prop_oneof![github_payload(), jira_payload(), json_value()],
@@ -396,6 +398,10 @@ proptest! {
             Ok(Event::DeploymentRule(_)) => {
                 prop_assert!(github && event == "deployment_protection_rule");
             }
+            Ok(Event::GithubPullRequest(_)) => prop_assert!(github && event == "pull_request"),
+            Ok(Event::GithubPush(_)) => prop_assert!(github && event == "push"),
+            // The decoder here has the Jira → GitHub sync off: no Jira sync events.
+            Ok(Event::JiraStatus(_) | Event::JiraComment(_)) => prop_assert!(false),
             Ok(Event::Ignored(_)) | Err(_) => {}
         }
     }

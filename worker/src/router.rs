@@ -2,7 +2,8 @@
 //! [`crate::events`]), a delivery already done is acknowledged without effect, and the rest goes to
 //! the part of the worker that owns it — [`crate::github_sync`] for GitHub issues and comments,
 //! [`crate::change_requests`] for Jira Change Requests, [`crate::deployments`] for GitHub's
-//! deployment protection rule. Whether an event was accepted or ignored,
+//! deployment protection rule, [`crate::pull_requests`] for pull requests and pushes (with the
+//! GitHub sync's store, Jira and routing). Whether an event was accepted or ignored,
 //! and every dead-lettered message, is audited here; a dead-lettered message is also alerted, and
 //! every failed attempt is recorded ([`crate::failures`]).
 
@@ -11,16 +12,19 @@ use hookbridge_shared::queue::Received;
 use serde_json::json;
 
 use crate::alerts::{Alert, AlertKind, AlertWaker};
-use crate::audit::{AuditLog, Entry};
+use crate::audit::{AuditLog, Entry, within_delivery};
 use crate::change_requests::ChangeRequests;
+use crate::deliveries::{self, DeliveryOutcome, DeliveryRow};
 use crate::deployments::rule::DeploymentRule;
 use crate::events::{Decoded, Decoder, Event};
 use crate::failures;
 use crate::github_sync::GithubSync;
 use crate::handler::{Failure, Handler, Outcome};
 use crate::jira::health::JiraHealth;
+use crate::jira_sync::JiraSync;
+use crate::pull_requests::PullRequests;
 use crate::store::health::{PROBE_EVERY, State as StoreState};
-use crate::store::keys::AlertQueued;
+use crate::store::keys::{AlertQueued, IssueMapping};
 use crate::store::{Store, Transaction};
 
 /// How long a dead-letter alert is remembered as queued (a message is dead-lettered once).
@@ -39,6 +43,8 @@ pub struct Router {
     /// Live Jira's state; no work is taken while it is down (see [`crate::jira::health`]), nor
     /// while the store is (its state is [`Store::health`]).
     pub jira_health: Option<JiraHealth>,
+    /// The Jira → GitHub sync, when a route has `sync_from_jira` (see [`crate::jira_sync`]).
+    pub jira_sync: Option<JiraSync>,
 }
 
 impl Handler for Router {
@@ -104,6 +110,15 @@ impl Handler for Router {
         }
         if let Err(e) = self.alert_dead_letter(message, &what, reason).await {
             tracing::error!(error = %e, message_id = %message.id, "dead-lettered message not alerted");
+        }
+        if let Ok(envelope) = Envelope::decode(&message.body) {
+            self.log_outcome(
+                &envelope,
+                DeliveryOutcome::DeadLettered,
+                None,
+                Some(reason.to_owned()),
+            )
+            .await;
         }
     }
 }
@@ -188,7 +203,13 @@ impl Router {
     }
 
     async fn route(&self, body: &[u8]) -> Result<Outcome, Failure> {
-        let Decoded { envelope, event } = self.decoder.decode(body).await?;
+        let decoded = self.decoder.decode(body).await?;
+        let delivery = decoded.envelope.delivery.as_str().to_owned();
+        within_delivery(&delivery, self.route_decoded(decoded)).await
+    }
+
+    async fn route_decoded(&self, decoded: Decoded) -> Result<Outcome, Failure> {
+        let Decoded { envelope, event } = decoded;
         let delivery = envelope.delivery.as_str();
         if let Event::Ignored(why) = &event {
             tracing::info!(delivery, source = %envelope.source, event = %envelope.event, %why, "ignored");
@@ -196,29 +217,100 @@ impl Router {
                 .outcome("ignored")
                 .detail(json!({"why": why}));
             self.audit.record(entry).await?;
+            self.log_outcome(&envelope, DeliveryOutcome::Ignored, None, Some(why.clone()))
+                .await;
             return Ok(Outcome::Done);
         }
         if self.store.is_done(delivery).await? {
             tracing::info!(delivery, "delivery already processed; acknowledged again");
             return Ok(Outcome::Done);
         }
-        let mut accepted = event_entry("event.accepted", &envelope);
+        let mut accepted = event_entry("event.accepted", &envelope)
+            .detail(json!({"received_at": envelope.received_at}));
         if let Some(actor) = event.actor() {
             accepted = accepted.actor(actor);
         }
         self.audit.record(accepted).await?;
-        match &event {
+        let outcome = self.dispatch(&envelope, &event).await?;
+        if matches!(outcome, Outcome::Done) {
+            let jira_key = self.jira_key_of(&event).await;
+            self.log_outcome(&envelope, DeliveryOutcome::Done, jira_key, None)
+                .await;
+        }
+        Ok(outcome)
+    }
+
+    /// The Jira issue `event` is about, for the delivery log: a GitHub issue's twin (once made),
+    /// a CR's key.
+    async fn jira_key_of(&self, event: &Event) -> Option<String> {
+        match event {
+            Event::GithubIssue(e) | Event::GithubComment(e) => {
+                let identity = e.issue.identity(&e.repository);
+                match self.store.read(&IssueMapping(&identity)).await {
+                    Ok(mapping) => mapping.map(|m| m.jira_key),
+                    Err(_) => None,
+                }
+            }
+            Event::ChangeRequest(cr) => cr.issue["key"].as_str().map(str::to_owned),
+            _ => None,
+        }
+    }
+
+    /// Adds the delivery's outcome to the delivery log (see [`crate::deliveries`]); a log line
+    /// that cannot be written is logged, never a reason to do the work again.
+    async fn log_outcome(
+        &self,
+        envelope: &Envelope,
+        outcome: DeliveryOutcome,
+        jira_key: Option<String>,
+        detail: Option<String>,
+    ) {
+        let row = DeliveryRow {
+            at: chrono::Utc::now(),
+            delivery: envelope.delivery.as_str().to_owned(),
+            source: envelope.source.as_str().to_owned(),
+            event: envelope.event.clone(),
+            action: envelope.action.clone(),
+            outcome,
+            jira_key,
+            detail,
+        };
+        if let Err(e) = deliveries::record(&self.store, &row).await {
+            tracing::warn!(error = %e, delivery = %row.delivery, "the delivery log was not written");
+        }
+    }
+
+    async fn dispatch(&self, envelope: &Envelope, event: &Event) -> Result<Outcome, Failure> {
+        match event {
             Event::GithubIssue(issue) | Event::GithubComment(issue) => {
-                self.github.handle(&envelope, issue).await
+                self.github.handle(envelope, issue).await
             }
             Event::ChangeRequest(cr) => {
                 self.change_requests
-                    .handle(&envelope, cr, &self.deployments)
+                    .handle(envelope, cr, &self.deployments)
                     .await
             }
             Event::DeploymentRule(deployment) => {
-                self.deployments.handle(&envelope, deployment).await
+                self.deployments.handle(envelope, deployment).await
             }
+            Event::GithubPullRequest(pull) => {
+                PullRequests::new(&self.github)
+                    .handle_pull_request(envelope, pull)
+                    .await
+            }
+            Event::GithubPush(push) => {
+                PullRequests::new(&self.github)
+                    .handle_push(envelope, push)
+                    .await
+            }
+            Event::JiraStatus(change) => match &self.jira_sync {
+                Some(sync) => sync.handle_status(envelope, change).await,
+                None => Ok(Outcome::Done),
+            },
+            Event::JiraComment(comment) => match &self.jira_sync {
+                Some(sync) => sync.handle_comment(envelope, comment).await,
+                None => Ok(Outcome::Done),
+            },
             Event::Ignored(_) => Ok(Outcome::Done),
         }
     }

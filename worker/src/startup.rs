@@ -9,6 +9,9 @@ use hookbridge_shared::config::CommonArgs;
 use hookbridge_shared::queue::Queue;
 use tokio_util::sync::CancellationToken;
 
+use crate::admin::AdminState;
+use crate::admin::access::Access;
+use crate::admin::figures::History;
 use crate::alerts::AlertWaker;
 use crate::alerts::dispatcher::{Dispatcher, DispatcherConfig, Sink};
 use crate::alerts::slack::SlackClient;
@@ -21,10 +24,11 @@ use crate::events::Decoder;
 use crate::gate::Policy;
 use crate::github_app::GithubApp;
 use crate::github_sync::GithubSync;
+use crate::jira::health::JiraHealth;
 use crate::jira::ops::JiraOps;
 use crate::jira::{JiraClient, JiraError};
+use crate::listener::Listener;
 use crate::metrics::WorkerMetrics;
-use crate::metrics::server::MetricsListener;
 use crate::router::Router;
 use crate::settings::{WorkerArgs, WorkerSettings};
 use crate::store::Store;
@@ -35,10 +39,12 @@ pub struct Worker {
     pub router: Router,
     pub dispatcher: Dispatcher,
     pub metrics: WorkerMetrics,
-    pub metrics_listener: Option<MetricsListener>,
+    pub metrics_listener: Option<Listener>,
     /// How often the deployments waiting on CRs are re-checked; `None` without a GitHub App or
     /// with `HOOKBRIDGE_DEPLOYMENT_RECHECK=0`.
     pub deployment_recheck: Option<Duration>,
+    /// The operator's page, bound, and what it shows; `None` when off.
+    pub admin: Option<(Listener, AdminState)>,
 }
 
 /// Opens the store and the Jira client and builds a [`Worker`] for `queue`. `role` names the
@@ -59,7 +65,12 @@ pub async fn build(
     let metrics_listener = settings
         .metrics_bind
         .as_deref()
-        .map(MetricsListener::bind)
+        .map(|bind| Listener::bind(bind, "WORKER_METRICS_BIND"))
+        .transpose()?;
+    let admin_listener = settings
+        .admin
+        .as_ref()
+        .map(|admin| Listener::bind(&admin.bind, "HOOKBRIDGE_ADMIN_BIND"))
         .transpose()?;
     let audit = AuditLog::open(&settings.audit_dir, role, Some(store.clone()));
     let jira = match &settings.jira {
@@ -104,22 +115,40 @@ pub async fn build(
         .app
         .as_ref()
         .and(settings.deployment_rule.recheck);
+    let jira_sync = crate::jira_sync::from_settings(&store, &jira, &audit, settings).await?;
+    let mut ignore_logins = settings.ignore_logins.clone();
+    if let Some((_, login)) = &jira_sync {
+        ignore_logins.push(login.clone());
+    }
+    let jira_health = jira.health();
+    let mut github = GithubSync::from_settings(store.clone(), jira, settings);
+    github.config.ignore_logins.clone_from(&ignore_logins);
     tracing::info!(
         store = store.backend_name(),
         audit_chain = audit.chain(),
         "worker store ready"
     );
+    let metrics = WorkerMetrics::new(store.clone(), queue.clone());
+    let admin = admin_listener.map(|listener| {
+        let state = admin_state(
+            settings,
+            &store,
+            queue,
+            &audit,
+            &metrics,
+            jira_health.clone(),
+        );
+        (listener, state)
+    });
     Ok(Worker {
         router: Router {
-            jira_health: jira.health(),
+            jira_health,
             audit: audit.clone(),
-            decoder: Decoder::new(
-                common.claim_store(),
-                settings.ignore_logins.clone(),
-                cr.filter.clone(),
-            ),
+            decoder: Decoder::new(common.claim_store(), ignore_logins, cr.filter.clone())
+                .with_sync_from_jira(jira_sync.is_some()),
             store: store.clone(),
-            github: GithubSync::from_settings(store.clone(), jira, settings),
+            github,
+            jira_sync: jira_sync.map(|(sync, _)| sync),
             change_requests,
             deployments,
             alerts: waker.clone(),
@@ -131,10 +160,43 @@ pub async fn build(
             waker,
             config: DispatcherConfig::default(),
         },
-        metrics: WorkerMetrics::new(store, queue.clone()),
+        metrics,
         metrics_listener,
         deployment_recheck,
+        admin,
     })
+}
+
+/// The operator's page's state: what it reads and acts on.
+fn admin_state(
+    settings: &WorkerSettings,
+    store: &Store,
+    queue: &Queue,
+    audit: &AuditLog,
+    metrics: &WorkerMetrics,
+    jira: Option<JiraHealth>,
+) -> AdminState {
+    let cr = &settings.change_requests;
+    AdminState {
+        store: store.clone(),
+        queue: queue.clone(),
+        spool: None,
+        audit: audit.clone(),
+        metrics: metrics.clone(),
+        history: History::default(),
+        access: Access::new(settings.admin.as_ref().and_then(|a| a.token.clone())),
+        jira,
+        jira_browse: settings
+            .jira
+            .as_ref()
+            .and_then(|j| j.base_url.join("browse/").ok())
+            .map(|u| u.to_string()),
+        slack: cr.slack.is_some(),
+        statuses: cr.config.statuses.clone(),
+        trusted: settings.deployment_rule.pki.clone(),
+        cr_ttl: cr.config.ttl,
+        audit_dir: settings.audit_dir.clone(),
+    }
 }
 
 /// The deployment protection rule: the GitHub App when configured, the gates, the gate's policy.
@@ -247,7 +309,24 @@ pub async fn run(
     let dispatcher = tokio::spawn(worker.dispatcher.run(shutdown.clone()));
     if let Some(listener) = worker.metrics_listener {
         tracing::info!(url = %listener.url(), "worker metrics at /metrics");
-        tokio::spawn(listener.serve(worker.metrics.clone(), shutdown.clone()));
+        tokio::spawn(crate::metrics::server::serve(
+            listener,
+            worker.metrics.clone(),
+            shutdown.clone(),
+        ));
+    }
+    if let Some((listener, state)) = worker.admin {
+        tracing::info!(url = %listener.url(), "the operator's page");
+        tokio::spawn(state.history.clone().run(
+            worker.metrics.clone(),
+            state.spool.clone(),
+            shutdown.clone(),
+        ));
+        tokio::spawn(crate::admin::server::serve(
+            listener,
+            state,
+            shutdown.clone(),
+        ));
     }
     consumer::run(queue, Arc::new(worker.router), config, shutdown).await;
     if let Err(e) = dispatcher.await {

@@ -7,14 +7,13 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use hookbridge_shared::config::CommonArgs;
-use hookbridge_shared::envelope::Envelope;
-use hookbridge_shared::queue::{DeadLetter, Progress, Queue, QueueError};
-use hookbridge_worker::audit::{AuditLog, Entry};
-use hookbridge_worker::failures::{self, FailedAttempt};
+use hookbridge_shared::queue::{Progress, Queue, QueueError};
+use hookbridge_worker::audit::AuditLog;
+use hookbridge_worker::dead_letters::{self, Listed};
 use hookbridge_worker::settings::StoreArgs;
 use hookbridge_worker::store::Store;
 use indicatif::ProgressBar;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::Failure;
 
@@ -129,51 +128,8 @@ impl DlqArgs {
 }
 
 /// A dead letter as `list` shows it (README: the JSON shape of `dlq list --json`).
-struct Row {
-    dead_letter: DeadLetter,
-    envelope: Option<Envelope>,
-    last_error: Option<String>,
-}
-
-impl Row {
-    async fn new(dead_letter: DeadLetter, store: Option<&Store>) -> Self {
-        let envelope = Envelope::decode(&dead_letter.body).ok();
-        let recorded = match store {
-            Some(store) => failures::history(store, &dead_letter.body)
-                .await
-                .ok()
-                .and_then(|h| h.last().map(|a| a.reason.clone())),
-            None => None,
-        };
-        // The worker's own record says more than "moved after N receives" of a redrive policy.
-        let last_error = match (&dead_letter.last_error, recorded) {
-            (Some(own), _) if !own.starts_with("received ") => Some(own.clone()),
-            (queue_says, recorded) => recorded.or_else(|| queue_says.clone()),
-        };
-        Self {
-            dead_letter,
-            envelope,
-            last_error,
-        }
-    }
-
-    fn json(&self) -> Value {
-        let e = self.envelope.as_ref();
-        json!({
-            "id": self.dead_letter.id,
-            "source": e.map(|e| e.source.as_str()),
-            "event": e.map(|e| e.event.as_str()),
-            "action": e.and_then(|e| e.action.as_deref()),
-            "delivery": e.map(|e| e.delivery.as_str()),
-            "first_seen": self.dead_letter.sent_at,
-            "receive_count": self.dead_letter.receive_count,
-            "last_error": self.last_error,
-        })
-    }
-
-    fn first_seen(&self) -> Option<DateTime<Utc>> {
-        self.dead_letter.sent_at
-    }
+fn row_json(row: &Listed) -> Value {
+    serde_json::to_value(row).unwrap_or(Value::Null)
 }
 
 pub async fn run(command: DlqCommand) -> Result<(), Failure> {
@@ -233,8 +189,7 @@ struct Filter {
 }
 
 impl Filter {
-    fn keeps(&self, row: &Row, now: DateTime<Utc>) -> bool {
-        let e = row.envelope.as_ref();
+    fn keeps(&self, row: &Listed, now: DateTime<Utc>) -> bool {
         let same = |wanted: &Option<String>, actual: Option<&str>| {
             wanted
                 .as_deref()
@@ -242,10 +197,10 @@ impl Filter {
         };
         let old_enough = self.older_than.is_none_or(|age| {
             let age = chrono::Duration::from_std(age).unwrap_or(chrono::Duration::MAX);
-            row.first_seen().is_some_and(|at| now - at >= age)
+            row.first_seen.is_some_and(|at| now - at >= age)
         });
-        same(&self.source, e.map(|e| e.source.as_str()))
-            && same(&self.event, e.map(|e| e.event.as_str()))
+        same(&self.source, row.source.as_deref())
+            && same(&self.event, row.event.as_deref())
             && old_enough
     }
 }
@@ -262,13 +217,13 @@ async fn list(opened: &Opened, filter: &Filter, limit: usize, json: bool) -> Res
         if rows.len() >= limit {
             break;
         }
-        let row = Row::new(dead_letter, opened.store.as_ref()).await;
+        let row = Listed::new(&dead_letter, opened.store.as_ref()).await;
         if filter.keeps(&row, now) {
             rows.push(row);
         }
     }
     if json {
-        let all: Vec<Value> = rows.iter().map(Row::json).collect();
+        let all: Vec<Value> = rows.iter().map(row_json).collect();
         println!("{}", Value::Array(all));
         return Ok(());
     }
@@ -277,7 +232,7 @@ async fn list(opened: &Opened, filter: &Filter, limit: usize, json: bool) -> Res
         return Ok(());
     }
     for row in &rows {
-        let j = row.json();
+        let j = row_json(row);
         let text = |k: &str| j[k].as_str().unwrap_or("-").to_owned();
         println!(
             "{}  {} {}{}  delivery {}  first seen {}  received {}×\n    {}",
@@ -290,7 +245,7 @@ async fn list(opened: &Opened, filter: &Filter, limit: usize, json: bool) -> Res
                 .unwrap_or_default(),
             text("delivery"),
             text("first_seen"),
-            row.dead_letter.receive_count,
+            row.receive_count,
             row.last_error.as_deref().unwrap_or("(no error recorded)")
         );
     }
@@ -299,23 +254,10 @@ async fn list(opened: &Opened, filter: &Filter, limit: usize, json: bool) -> Res
 }
 
 async fn show(opened: &Opened, id: &str, json: bool) -> Result<(), Failure> {
-    let dead_letter = opened
-        .queue
-        .dead_letter_by_id(id)
+    let shown = dead_letters::show(&opened.queue, opened.store.as_ref(), id)
         .await
         .map_err(queue_failure)?;
-    let history: Vec<FailedAttempt> = match &opened.store {
-        Some(store) => failures::history(store, &dead_letter.body)
-            .await
-            .unwrap_or_default(),
-        None => Vec::new(),
-    };
-    let envelope: Value = serde_json::from_slice(&dead_letter.body)
-        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&dead_letter.body).into()));
-    let row = Row::new(dead_letter, opened.store.as_ref()).await;
-    let mut out = row.json();
-    out["envelope"] = envelope;
-    out["errors"] = json!(history);
+    let out = serde_json::to_value(&shown).unwrap_or(Value::Null);
     if json {
         println!("{out}");
         return Ok(());
@@ -342,34 +284,10 @@ impl Progress for Bar {
     }
 }
 
-async fn audit(opened: &Opened, entry: Entry) {
-    if let Err(e) = opened.audit.record(entry).await {
-        eprintln!("hookbridge: warning: not appended to the audit trail: {e}");
-    }
-}
-
 async fn redrive_one(opened: &Opened, id: &str) -> Result<(), Failure> {
-    let dead_letter = opened
-        .queue
-        .dead_letter_by_id(id)
+    let delivery = dead_letters::redrive(&opened.queue, &opened.audit, "cli", id)
         .await
         .map_err(queue_failure)?;
-    let delivery = Envelope::decode(&dead_letter.body)
-        .map(|e| e.delivery.to_string())
-        .ok();
-    let result = opened.queue.redrive(id).await;
-    let mut entry = Entry::new("dlq.redrive", id)
-        .actor("cli")
-        .outcome(if result.is_ok() { "ok" } else { "failed" })
-        .id("message", id);
-    if let Some(delivery) = &delivery {
-        entry = entry.id("delivery", delivery);
-    }
-    if let Err(e) = &result {
-        entry = entry.detail(json!({"error": e.to_string()}));
-    }
-    audit(opened, entry).await;
-    result.map_err(queue_failure)?;
     println!(
         "redrove {id}{}: back on the main queue",
         delivery
@@ -381,19 +299,8 @@ async fn redrive_one(opened: &Opened, id: &str) -> Result<(), Failure> {
 
 async fn redrive_all(opened: &Opened, rate: Option<u32>) -> Result<(), Failure> {
     let bar = Bar::new("redriving");
-    let result = opened.queue.redrive_all(rate, &bar).await;
+    let result = dead_letters::redrive_all(&opened.queue, &opened.audit, "cli", rate, &bar).await;
     bar.0.finish_and_clear();
-    let entry = match &result {
-        Ok(done) => Entry::new("dlq.redrive_all", "dead-letter queue")
-            .actor("cli")
-            .outcome(if done.failed == 0 { "ok" } else { "partial" })
-            .detail(json!({"moved": done.moved, "failed": done.failed, "rate": rate})),
-        Err(e) => Entry::new("dlq.redrive_all", "dead-letter queue")
-            .actor("cli")
-            .outcome("failed")
-            .detail(json!({"error": e.to_string(), "rate": rate})),
-    };
-    audit(opened, entry).await;
     let done = result.map_err(queue_failure)?;
     println!(
         "redrive: {} moved back to the main queue, {} failed",
@@ -409,19 +316,9 @@ async fn redrive_all(opened: &Opened, rate: Option<u32>) -> Result<(), Failure> 
 }
 
 async fn purge(opened: &Opened) -> Result<(), Failure> {
-    let result = opened.queue.purge_dead_letters().await;
-    let entry = match &result {
-        Ok(count) => Entry::new("dlq.purge", "dead-letter queue")
-            .actor("cli")
-            .outcome("ok")
-            .detail(json!({"deleted": count})),
-        Err(e) => Entry::new("dlq.purge", "dead-letter queue")
-            .actor("cli")
-            .outcome("failed")
-            .detail(json!({"error": e.to_string()})),
-    };
-    audit(opened, entry).await;
-    let count = result.map_err(queue_failure)?;
+    let count = dead_letters::purge(&opened.queue, &opened.audit, "cli")
+        .await
+        .map_err(queue_failure)?;
     println!("purge: {count} dead letter(s) deleted");
     Ok(())
 }

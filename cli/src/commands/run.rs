@@ -8,7 +8,9 @@ use hookbridge_ingest::metrics::{MetricsSource, RenderFuture};
 use hookbridge_ingest::settings::{IngestArgs, IngestSettings};
 use hookbridge_ingest::{Application, open_spool};
 use hookbridge_shared::config::CommonArgs;
+use hookbridge_shared::queue::Queue;
 use hookbridge_worker::metrics::WorkerMetrics;
+use hookbridge_worker::settings::admin::RUN_DEFAULT_BIND;
 use hookbridge_worker::settings::{WorkerArgs, WorkerSettings};
 use hookbridge_worker::startup;
 
@@ -36,8 +38,14 @@ pub struct RunArgs {
 pub async fn run(args: RunArgs) -> Result<(), Failure> {
     let settings =
         IngestSettings::from_args(&args.ingest, &args.common).map_err(Failure::config)?;
-    let worker_settings =
+    let mut worker_settings =
         WorkerSettings::from_args(&args.worker, &args.common).map_err(Failure::config)?;
+    // One-machine mode shows the operator's page unless told not to (HOOKBRIDGE_ADMIN_BIND=off).
+    worker_settings.admin = args
+        .worker
+        .admin
+        .settings(Some(RUN_DEFAULT_BIND))
+        .map_err(Failure::config)?;
     for warning in settings.warnings() {
         tracing::warn!("{warning}");
     }
@@ -48,10 +56,14 @@ pub async fn run(args: RunArgs) -> Result<(), Failure> {
         .map_err(|e| Failure::config(format!("queue: {e}")))?;
     let spool = open_spool(&args.common, &args.ingest, &queue)
         .map_err(|e| Failure::config(format!("spool: {e}")))?;
+    let spool_queue = spool.clone().map(Queue::Embedded);
     let enqueuer = Enqueuer::new(queue.clone(), args.common.claim_store(), spool);
-    let worker = startup::build(&worker_settings, &args.common, "run", &queue)
+    let mut worker = startup::build(&worker_settings, &args.common, "run", &queue)
         .await
         .map_err(Failure::config)?;
+    if let Some((_, admin)) = &mut worker.admin {
+        admin.spool = spool_queue;
+    }
     let app = Application::build(settings, enqueuer)
         .map_err(|e| Failure::config(format!("{e:#}")))?
         .with_more_metrics(Arc::new(WorkerFigures(worker.metrics.clone())));
@@ -69,6 +81,18 @@ pub async fn run(args: RunArgs) -> Result<(), Failure> {
     println!("  metrics        {url}/metrics  (the ingest's and the worker's)");
     if let Some(listener) = &worker.metrics_listener {
         println!("  worker metrics {}/metrics", listener.url());
+    }
+    match &worker.admin {
+        Some((listener, state)) => println!(
+            "  operator's page {}/{}",
+            listener.url(),
+            if state.access.needs_token() {
+                "  (asks for HOOKBRIDGE_ADMIN_TOKEN)"
+            } else {
+                "  (this machine only)"
+            }
+        ),
+        None => println!("  operator's page off (HOOKBRIDGE_ADMIN_BIND=off)"),
     }
     println!("  queue          {}", queue.backend_name());
     println!("  data dir       {}", data_dir.display());

@@ -218,6 +218,28 @@ impl Queue {
         dispatch!(self, q => q.dead_letters(max).await)
     }
 
+    /// Up to `limit` dead letters after the `offset` oldest, oldest first: a page of the
+    /// operator's list. The embedded store pages in SQL; SQS can only peek from the start, so it
+    /// peeks `offset + limit` and drops the first `offset`.
+    ///
+    /// # Errors
+    /// [`QueueError`] when the dead-letter store cannot be read.
+    pub async fn dead_letters_page(
+        &self,
+        offset: usize,
+        limit: usize,
+    ) -> Result<Vec<DeadLetter>, QueueError> {
+        match self {
+            Queue::Embedded(q) => q.dead_letters_page(offset, limit).await,
+            Queue::Sqs(q) => Ok(q
+                .dead_letters(offset.saturating_add(limit))
+                .await?
+                .into_iter()
+                .skip(offset)
+                .collect()),
+        }
+    }
+
     /// The dead letter with message id `id`, without removing it.
     ///
     /// # Errors

@@ -11,7 +11,8 @@
 //! - the old search path `/rest/api/3/search` answers 410 Gone; `/rest/api/3/search/jql` pages with
 //!   `nextPageToken`/`isLast` and no `total`, and is **eventually consistent**: an issue (and a label
 //!   change) becomes visible to search only `search_lag` after the write;
-//! - remote links are upserted by `globalId`; transitions follow a small To Do → In Progress →
+//! - remote links are upserted by `globalId` and checked as Jira checks them (`remote_links.rs`);
+//!   transitions follow a small To Do → In Progress →
 //!   Done workflow, and one that the issue's status does not offer gets 400; the transition to
 //!   Done may set `fields.resolution` by name (one of [`RESOLUTIONS`], Jira Cloud's defaults;
 //!   another name, or a resolution on another transition, gets 400 with `errors.resolution`);
@@ -40,6 +41,7 @@ use base64::Engine;
 use crate::serve::Server;
 use serde_json::{Value, json};
 
+mod remote_links;
 mod webhooks;
 
 pub use webhooks::{CrSpec, JiraUser, WebhookDelivery};
@@ -240,6 +242,8 @@ struct Data {
     /// Each issue's comment ids, in the order of its `comments`.
     comment_ids: HashMap<String, Vec<u64>>,
     next_link_id: u64,
+    /// Each issue's remote links as they were sent, in the order of its `remote_links`.
+    remote_link_bodies: HashMap<String, Vec<Value>>,
     log: Vec<LoggedRequest>,
     scripts: Vec<Script>,
     buckets: HashMap<&'static str, Bucket>,
@@ -743,19 +747,10 @@ fn route(
                     Err(_) => malformed_body(),
                 },
                 ("POST", ["remotelink"]) => match json_body() {
-                    Ok(request) => upsert_remote_link(data, base, &key, &request),
+                    Ok(request) => remote_links::upsert(data, base, &key, &request),
                     Err(_) => malformed_body(),
                 },
-                ("GET", ["remotelink"]) => json_answer(
-                    StatusCode::OK,
-                    Value::Array(
-                        data.issues[&key]
-                            .remote_links
-                            .iter()
-                            .map(|(g, url, title)| json!({"globalId": g, "object": {"url": url, "title": title}}))
-                            .collect(),
-                    ),
-                ),
+                ("GET", ["remotelink"]) => remote_links::get(data, &key, query.get("globalId")),
                 _ => not_found(),
             }
         }
@@ -1283,49 +1278,6 @@ fn assign(data: &mut Data, key: &str, request: &Value) -> Response {
 
 /// The resolutions of the fake site: Jira Cloud's defaults.
 pub const RESOLUTIONS: &[&str] = &["Done", "Won't Do", "Duplicate", "Cannot Reproduce"];
-
-fn upsert_remote_link(data: &mut Data, base: &str, key: &str, request: &Value) -> Response {
-    let url = request["object"]["url"].as_str().unwrap_or_default();
-    let title = request["object"]["title"].as_str().unwrap_or_default();
-    if url.is_empty() || title.is_empty() {
-        return jira_error(
-            StatusCode::BAD_REQUEST,
-            &[],
-            json!({"object": "url and title are required"}),
-        );
-    }
-    let global_id = request["globalId"].as_str().unwrap_or_default().to_owned();
-    data.next_link_id += 1;
-    let link_id = data.next_link_id;
-    let Some(issue) = data.issues.get_mut(key) else {
-        return not_found();
-    };
-    let existing = (!global_id.is_empty())
-        .then(|| {
-            issue
-                .remote_links
-                .iter_mut()
-                .find(|(g, _, _)| *g == global_id)
-        })
-        .flatten();
-    let status = match existing {
-        Some(link) => {
-            link.1 = url.to_owned();
-            link.2 = title.to_owned();
-            StatusCode::OK
-        }
-        None => {
-            issue
-                .remote_links
-                .push((global_id, url.to_owned(), title.to_owned()));
-            StatusCode::CREATED
-        }
-    };
-    json_answer(
-        status,
-        json!({"id": link_id, "self": format!("{base}/rest/api/3/issue/{key}/remotelink/{link_id}")}),
-    )
-}
 
 /// One `field = value` condition of the JQL subset the fake understands.
 enum Condition {

@@ -10,6 +10,16 @@
 //! an admin webhook with a secret signs it (`X-Hub-Signature: sha256=<hex>`). Jira retries and
 //! late deliveries are the test's to simulate by sending a delivery again, or later.
 //!
+//! Issues that are not CRs (the twins of GitHub issues) get the same treatment for the Jira →
+//! GitHub sync: a person moves one ([`JiraFake::move_issue`], with a resolution when the target is
+//! Done; leaving Done clears it, and the changelog says so) or comments on it
+//! ([`JiraFake::comment_as`], `comment_created`); [`JiraFake::issue_updated_by`] and
+//! [`JiraFake::comment_created_for`] give the deliveries Jira sends for what the bridge itself
+//! did through the API (the actor is then the bridge's account, [`JiraFake::bridge_user`]). The
+//! issue's `fields.status` carries its `statusCategory` (`new`, `indeterminate`, `done`) and
+//! `fields.resolution` its resolution or null, as Jira Cloud's webhooks do; `comment_created`
+//! carries `comment` (`id`, `self`, `author`, `body` as text, `created`) and the issue.
+//!
 //! Sources: Atlassian's webhook documentation ("Issue: created, updated, deleted"; the
 //! `X-Atlassian-Webhook-Identifier` header) and published payload examples of `jira:issue_updated`
 //! (a status change is `{"field":"status","fieldtype":"jira","fieldId":"status","from":"10000",
@@ -55,6 +65,23 @@ pub fn status_id(name: &str) -> String {
         "Rejected" => "10103".into(),
         other => (20_000 + other.bytes().map(u64::from).sum::<u64>()).to_string(),
     }
+}
+
+/// A status's category as Jira Cloud shows it (`statusCategory`): To Do → `new`, In Progress and
+/// the CR workflow's waiting states → `indeterminate`, Done → `done`.
+pub fn status_category(name: &str) -> Value {
+    let (id, key, category) = match name {
+        "Done" => (3, "done", "Done"),
+        "In Progress" | "Pending Approval" => (4, "indeterminate", "In Progress"),
+        _ => (2, "new", "To Do"),
+    };
+    json!({
+        "self": format!("https://example.atlassian.net/rest/api/2/statuscategory/{id}"),
+        "id": id,
+        "key": key,
+        "colorName": if key == "done" { "green" } else if key == "new" { "blue-gray" } else { "yellow" },
+        "name": category,
+    })
 }
 
 /// A Jira user, as webhooks and user-picker fields show one.
@@ -264,7 +291,15 @@ fn webhook_issue(issue: &FakeIssue, base: &str) -> Value {
     fields.insert("labels".into(), json!(issue.labels));
     fields.insert(
         "status".into(),
-        json!({"name": issue.status, "id": status_id(&issue.status)}),
+        json!({"name": issue.status, "id": status_id(&issue.status),
+               "statusCategory": status_category(&issue.status)}),
+    );
+    fields.insert(
+        "resolution".into(),
+        issue.resolution.as_ref().map_or(
+            Value::Null,
+            |name| json!({"self": format!("{base}/rest/api/2/resolution/1"), "name": name}),
+        ),
     );
     fields.insert("issuetype".into(), json!({"name": issue.issue_type}));
     fields.insert("project".into(), json!({"key": issue.project}));
@@ -432,4 +467,147 @@ impl JiraFake {
         );
         WebhookDelivery::new("jira:issue_deleted", &body)
     }
+}
+
+impl JiraFake {
+    /// The bridge's own account, as `/myself` answers and as webhooks name it.
+    pub fn bridge_user(&self) -> JiraUser {
+        JiraUser::new("5b10ac8d82e05b22cc7d4ef5", "hookbridge bot")
+    }
+
+    /// `by` moves any issue to `status` in Jira's UI, setting `resolution` when the status is
+    /// Done (leaving Done clears the resolution, as Jira's default workflows do); returns the
+    /// `jira:issue_updated` delivery with the status (and resolution) changelog items.
+    ///
+    /// # Panics
+    /// When there is no such issue.
+    pub fn move_issue(
+        &self,
+        key: &str,
+        status: &str,
+        resolution: Option<&str>,
+        by: &JiraUser,
+    ) -> WebhookDelivery {
+        let mut data = self.data();
+        let data = &mut *data;
+        let at = data.clock.tick();
+        let issue = data.issues.get_mut(key).expect("no such issue");
+        let from = std::mem::replace(&mut issue.status, status.to_owned());
+        let old_resolution = issue.resolution.clone();
+        issue.resolution = if status == "Done" {
+            resolution.map(str::to_owned)
+        } else {
+            None
+        };
+        issue.updated = at;
+        let mut items = Vec::new();
+        if old_resolution != issue.resolution {
+            items.push(json!({
+                "field": "resolution", "fieldtype": "jira", "fieldId": "resolution",
+                "from": old_resolution.as_ref().map(|_| "10000"), "fromString": old_resolution,
+                "to": issue.resolution.as_ref().map(|_| "10000"), "toString": issue.resolution,
+            }));
+        }
+        items.push(status_item(&from, status));
+        let body = payload(
+            "jira:issue_updated",
+            "issue_generic",
+            at,
+            by,
+            webhook_issue(issue, &self.shared.base_url),
+            Some(items),
+        );
+        WebhookDelivery::new("jira:issue_updated", &body)
+    }
+
+    /// The `jira:issue_updated` delivery Jira sends when `by` (the bridge, through the API)
+    /// moved `key` from status `from` to the one it has now.
+    ///
+    /// # Panics
+    /// When there is no such issue.
+    pub fn issue_updated_by(&self, key: &str, from: &str, by: &JiraUser) -> WebhookDelivery {
+        let mut data = self.data();
+        let data = &mut *data;
+        let at = data.clock.tick();
+        let issue = data.issues.get(key).expect("no such issue");
+        let mut items = Vec::new();
+        if issue.resolution.is_some() {
+            items.push(json!({
+                "field": "resolution", "fieldtype": "jira", "fieldId": "resolution",
+                "from": null, "fromString": null, "to": "10000", "toString": issue.resolution,
+            }));
+        }
+        items.push(status_item(from, &issue.status));
+        let body = payload(
+            "jira:issue_updated",
+            "issue_generic",
+            at,
+            by,
+            webhook_issue(issue, &self.shared.base_url),
+            Some(items),
+        );
+        WebhookDelivery::new("jira:issue_updated", &body)
+    }
+
+    /// `by` comments `text` on `key` in Jira's UI; returns the `comment_created` delivery.
+    ///
+    /// # Panics
+    /// When there is no such issue.
+    pub fn comment_as(&self, key: &str, text: &str, by: &JiraUser) -> WebhookDelivery {
+        let index = {
+            let mut data = self.data();
+            let data = &mut *data;
+            data.next_comment_id += 1;
+            let id = data.next_comment_id;
+            let issue = data.issues.get_mut(key).expect("no such issue");
+            issue.comments.push(adf(text));
+            data.comment_ids.entry(key.to_owned()).or_default().push(id);
+            data.issues[key].comments.len() - 1
+        };
+        self.comment_created_for(key, index, by)
+    }
+
+    /// The `comment_created` delivery for the `index`th comment of `key`, written by `by` (the
+    /// bridge's own comments: `by` is [`JiraFake::bridge_user`]). The body is text, as webhooks
+    /// carry it: a line per paragraph.
+    ///
+    /// # Panics
+    /// When there is no such issue or comment.
+    pub fn comment_created_for(&self, key: &str, index: usize, by: &JiraUser) -> WebhookDelivery {
+        let mut data = self.data();
+        let data = &mut *data;
+        let at = data.clock.tick();
+        let id = super::comment_id(data, key, index);
+        let issue = data.issues.get(key).expect("no such issue");
+        let body = issue.comments.get(index).expect("no such comment");
+        let base = &self.shared.base_url;
+        let payload = json!({
+            "timestamp": at.timestamp_millis(),
+            "webhookEvent": "comment_created",
+            "comment": {
+                "self": format!("{base}/rest/api/2/issue/{}/comment/{id}", issue.id),
+                "id": id.to_string(),
+                "author": by.json(),
+                "body": text_of(body),
+                "updateAuthor": by.json(),
+                "created": jira_time(at),
+                "updated": jira_time(at),
+                "jsdPublic": true,
+            },
+            "issue": webhook_issue(issue, base),
+        });
+        WebhookDelivery::new("comment_created", &payload)
+    }
+}
+
+fn status_item(from: &str, to: &str) -> Value {
+    json!({
+        "field": "status",
+        "fieldtype": "jira",
+        "fieldId": "status",
+        "from": status_id(from),
+        "fromString": from,
+        "to": status_id(to),
+        "toString": to,
+    })
 }

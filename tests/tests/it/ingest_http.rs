@@ -521,8 +521,9 @@ async fn ping_and_ignored_events_get_200_and_are_not_queued() {
     let (status, body) = post(&ingest, "/webhooks/github", &ping).await;
     assert_eq!(status, 200, "{body}");
     assert!(body["status"].is_string(), "{body}");
-    // By default only issues and issue_comment are enqueued.
-    for event in ["push", "pull_request", "star"] {
+    // By default only the events the worker acts on are enqueued (issues, issue_comment,
+    // deployment_protection_rule, pull_request, push): others are answered "ignored".
+    for event in ["star", "fork", "watch"] {
         let delivery = Delivery::github(
             event,
             &json!({"ref": "refs/heads/main", "action": "created"}),

@@ -1,6 +1,8 @@
 //! hookbridge's integration tests: one test binary, one module per area.
 
+mod admin;
 mod audit;
+mod browser_harness;
 mod change_requests;
 mod claims_s3;
 mod cli;
@@ -21,6 +23,8 @@ mod ingest_limits;
 mod ingest_sqs;
 mod jira_client;
 mod jira_outage;
+mod jira_to_github;
+mod pull_request_links;
 mod secrets;
 mod store;
 mod worker_process;

@@ -16,6 +16,10 @@
 //!
 //! Each record is synced to disk before [`AuditLog::record`] returns.
 //!
+//! **Journeys.** A record about a delivery (an id `delivery`, given or taken from the work it
+//! runs in, see [`within_delivery`]) is also copied, with the head, to that delivery's journey in
+//! the store: the operator's page reads one delivery's story there (see [`crate::deliveries`]).
+//!
 //! # Layout
 //! - [`record`]: the line ([`AuditRecord`]), what callers pass ([`Entry`]), file names.
 //! - [`verify`]: checking every chain of a trail against the store.
@@ -36,6 +40,7 @@ use tokio::sync::Mutex;
 pub use record::{AuditRecord, Entry};
 use record::{GENESIS, file_name, line_hash};
 
+use crate::deliveries::{self, JourneyStep};
 use crate::store::keys::{AuditChains, AuditHead};
 use crate::store::{Store, Transaction};
 
@@ -58,6 +63,18 @@ pub struct ChainHead {
 pub struct AuditError {
     path: String,
     reason: String,
+}
+
+tokio::task_local! {
+    /// The delivery whose work is running, when it is (see [`within_delivery`]).
+    static CURRENT_DELIVERY: String;
+}
+
+/// Runs `work` as the work of `delivery`: every record written meanwhile without a delivery id
+/// gets this one (a Jira call, an alert, a decision), so the delivery's journey holds every step
+/// its work took (see [`crate::deliveries`]).
+pub async fn within_delivery<F: std::future::Future>(delivery: &str, work: F) -> F::Output {
+    CURRENT_DELIVERY.scope(delivery.to_owned(), work).await
 }
 
 /// Appends records to this process's chain; cheap to clone (clones share the chain).
@@ -151,7 +168,12 @@ impl AuditLog {
     /// stores the chain's head (and name) anew — each head replaces the last — so `audit verify`
     /// flags the chain only until then (a worker writes such a record when its store answers
     /// again, see [`crate::store::watch`]).
-    pub async fn record(&self, entry: Entry) -> Result<AuditRecord, AuditError> {
+    pub async fn record(&self, mut entry: Entry) -> Result<AuditRecord, AuditError> {
+        if !entry.ids.contains_key("delivery")
+            && let Ok(delivery) = CURRENT_DELIVERY.try_with(Clone::clone)
+        {
+            entry.ids.insert("delivery".to_owned(), delivery);
+        }
         let inner = &self.inner;
         let mut state = inner.state.lock().await;
         let now = Utc::now();
@@ -201,7 +223,18 @@ impl AuditLog {
             hash,
             file: file_name(day),
         };
-        if self.store_head(&head, !state.registered).await {
+        let step = record.ids.get("delivery").map(|delivery| {
+            let step = JourneyStep::new(
+                record.ts,
+                &record.action,
+                &record.outcome,
+                &record.subject,
+                &record.actor,
+                &record.detail,
+            );
+            (delivery.as_str(), step)
+        });
+        if self.store_head(&head, !state.registered, step).await {
             state.registered = true;
         }
         Ok(record)
@@ -222,8 +255,14 @@ impl AuditLog {
             })
     }
 
-    /// Records `head` (and, when `register`, the chain's name) in the store; whether it did.
-    async fn store_head(&self, head: &ChainHead, register: bool) -> bool {
+    /// Records `head` (and, when `register`, the chain's name, and the record's step of a
+    /// delivery's journey) in the store; whether it did.
+    async fn store_head(
+        &self,
+        head: &ChainHead,
+        register: bool,
+        step: Option<(&str, JourneyStep)>,
+    ) -> bool {
         let Some(store) = &self.inner.heads else {
             return false;
         };
@@ -233,6 +272,9 @@ impl AuditLog {
             tx.put(&AuditHead(chain), head, None)?;
             if register {
                 tx.push(&AuditChains, &chain.to_owned(), Some(CHAINS_KEPT), None)?;
+            }
+            if let Some((delivery, step)) = &step {
+                deliveries::add_step(&mut tx, delivery, step)?;
             }
             store.commit(&tx).await
         }

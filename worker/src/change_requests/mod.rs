@@ -35,7 +35,7 @@ use crate::deployments::rule::DeploymentRule;
 use crate::events::jira::{CrEvent, IssueEventKind};
 use crate::handler::{Failure, Outcome};
 use crate::metrics::governance;
-use crate::store::keys::{CrApplied, CrHistory, CrRecordKey};
+use crate::store::keys::{CrApplied, CrHistory, CrIndex, CrRecordKey};
 use crate::store::{Store, Transaction};
 use fields::CrFields;
 use record::CrRecord;
@@ -45,6 +45,8 @@ pub use usage::Usage;
 
 /// How many status changes a CR's history keeps (the newest).
 pub const HISTORY_KEPT: usize = 50;
+/// How many CR writes the index of recent CRs keeps (the operator's page lists the CRs in it).
+pub const CR_INDEX_KEPT: usize = 10_000;
 
 /// How long "this delivery was applied" is remembered: longer than Jira retries or delivers late.
 const APPLIED_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -169,6 +171,7 @@ impl ChangeRequests {
                             .map(|kind| (kind, c))
                     });
                     tx.put(&key, record, Some(self.config.ttl))?;
+                    tx.push(&CrIndex, &record.key, Some(CR_INDEX_KEPT), None)?;
                     if let Some(change) = &change {
                         self.push_history(&mut tx, record, change)?;
                     }

@@ -3,7 +3,8 @@
 //! becomes [`Event::Ignored`] with the reason. Nothing downstream looks at event names again.
 //!
 //! # Layout
-//! - [`github`]: the parts of GitHub payloads the worker reads, and [`github::IssueIdentity`].
+//! - [`github`]: the parts of GitHub payloads the worker reads (issues, comments, pull requests,
+//!   pushes), and [`github::IssueIdentity`].
 //! - [`deployment`]: GitHub's `deployment_protection_rule` event and the deployment it names.
 //! - [`jira`]: the Jira issue webhooks, and which issues are Change Requests.
 //! - [`claims`]: the payload of an envelope, inline or claimed.
@@ -19,8 +20,8 @@ use hookbridge_shared::claim::ClaimStore;
 use hookbridge_shared::envelope::{Envelope, Source};
 
 use deployment::DeploymentRuleEvent;
-use github::IssueEvent;
-use jira::{CrEvent, CrFilter, JiraEvent};
+use github::{IssueEvent, PullRequestEvent, PushEvent};
+use jira::{CrEvent, CrFilter, JiraComment, JiraEvent, StatusChange};
 
 /// What one delivery means to the worker.
 #[derive(Debug)]
@@ -33,6 +34,15 @@ pub enum Event {
     ChangeRequest(CrEvent),
     /// `deployment_protection_rule.requested`: a deployment asks the rule.
     DeploymentRule(DeploymentRuleEvent),
+    /// `pull_request.opened|edited|closed|reopened`: links on the Jira issues it names.
+    GithubPullRequest(PullRequestEvent),
+    /// `push` with commits: links on the Jira issues its commit messages name.
+    GithubPush(PushEvent),
+    /// `jira:issue_updated` that changed the status of an issue that is not a CR (Jira → GitHub
+    /// sync on).
+    JiraStatus(StatusChange),
+    /// `comment_created` on an issue that is not a CR, not the bridge's own (sync on).
+    JiraComment(JiraComment),
     /// Nothing to do, and why (logged and acknowledged).
     Ignored(String),
 }
@@ -46,6 +56,13 @@ impl Event {
             }
             Event::ChangeRequest(e) => e.user.as_ref().map(|u| format!("jira:{}", u.name)),
             Event::DeploymentRule(_) => None,
+            Event::JiraStatus(e) => e.user.as_ref().map(|u| format!("jira:{}", u.display_name)),
+            Event::JiraComment(e) => e
+                .author
+                .as_ref()
+                .map(|u| format!("jira:{}", u.display_name)),
+            Event::GithubPullRequest(e) => Some(format!("github:{}", e.sender.login)),
+            Event::GithubPush(e) => Some(format!("github:{}", e.sender.login)),
             Event::Ignored(_) => None,
         }
     }
@@ -76,6 +93,9 @@ pub struct Decoder {
     /// GitHub logins whose events are the bridge's own (ignored, so no loops).
     ignore_logins: Vec<String>,
     change_requests: CrFilter,
+    /// Jira status changes and comments of issues that are not CRs are events (the Jira → GitHub
+    /// sync is configured); otherwise ignored.
+    sync_from_jira: bool,
 }
 
 impl Decoder {
@@ -84,7 +104,15 @@ impl Decoder {
             claims,
             ignore_logins,
             change_requests,
+            sync_from_jira: false,
         }
+    }
+
+    /// The same decoder with the Jira → GitHub sync's events on (see [`crate::jira_sync`]).
+    #[must_use]
+    pub fn with_sync_from_jira(mut self, on: bool) -> Self {
+        self.sync_from_jira = on;
+        self
     }
 
     /// Whether `login` is one of the bridge's own accounts.
@@ -113,6 +141,46 @@ impl Decoder {
         })
     }
 
+    /// A `pull_request` or `push` delivery (see [`crate::pull_requests`]): only the actions that
+    /// change what a link shows, and pushes that carry commits, are events; the bridge's own
+    /// pushes are ignored like its issue events.
+    async fn code_event(&self, envelope: &Envelope) -> Result<Event, DecodeError> {
+        let payload = claims::payload(&self.claims, envelope).await?;
+        let not_understood = |e: serde_json::Error| {
+            DecodeError::Permanent(format!("{} payload is not understood: {e}", envelope.event))
+        };
+        let (event, sender) = if envelope.event == "push" {
+            let push: PushEvent = serde_json::from_slice(&payload).map_err(not_understood)?;
+            if push.deleted || push.commits.is_empty() {
+                return Ok(Event::Ignored(
+                    "push without commits (a deleted branch, a tag, or nothing new)".into(),
+                ));
+            }
+            let sender = push.sender.login.clone();
+            (Event::GithubPush(push), sender)
+        } else {
+            let pull: PullRequestEvent =
+                serde_json::from_slice(&payload).map_err(not_understood)?;
+            if !matches!(
+                pull.action.as_str(),
+                "opened" | "edited" | "closed" | "reopened"
+            ) {
+                return Ok(Event::Ignored(format!(
+                    "pull_request.{} not handled",
+                    pull.action
+                )));
+            }
+            let sender = pull.sender.login.clone();
+            (Event::GithubPullRequest(pull), sender)
+        };
+        if self.is_own(&sender) {
+            return Ok(Event::Ignored(format!(
+                "event from the bridge's own account {sender}"
+            )));
+        }
+        Ok(event)
+    }
+
     /// Decodes one message body.
     ///
     /// # Errors
@@ -125,17 +193,19 @@ impl Decoder {
 
     async fn event(&self, envelope: &Envelope) -> Result<Event, DecodeError> {
         if envelope.source == Source::Jira {
-            if jira::IssueEventKind::of(&envelope.event).is_none() {
+            if !jira::is_handled(&envelope.event) {
                 return Ok(Event::Ignored(format!(
                     "Jira event {} not handled",
                     envelope.event
                 )));
             }
             let payload = claims::payload(&self.claims, envelope).await?;
-            return match jira::decode(&payload, &self.change_requests)
+            return match jira::decode_with(&payload, &self.change_requests, self.sync_from_jira)
                 .map_err(DecodeError::Permanent)?
             {
                 JiraEvent::ChangeRequest(event) => Ok(Event::ChangeRequest(event)),
+                JiraEvent::StatusChange(change) => Ok(Event::JiraStatus(change)),
+                JiraEvent::Comment(comment) => Ok(Event::JiraComment(comment)),
                 JiraEvent::Ignored(why) => Ok(Event::Ignored(why)),
             };
         }
@@ -145,6 +215,7 @@ impl Decoder {
             "deployment_protection_rule" => {
                 return Self::deployment_rule(&self.claims, envelope).await;
             }
+            "pull_request" | "push" => return self.code_event(envelope).await,
             _ => return Ok(Event::Ignored("GitHub event not handled".into())),
         };
         let payload = claims::payload(&self.claims, envelope).await?;

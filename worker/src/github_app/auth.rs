@@ -335,7 +335,7 @@ impl InstallationTokens {
 
 /// `Bearer <secret>` as a header value marked sensitive (kept out of reqwest's and hyper's debug
 /// output).
-pub(super) fn bearer(secret: &SecretString) -> Result<HeaderValue, GithubAppError> {
+pub(crate) fn bearer(secret: &SecretString) -> Result<HeaderValue, GithubAppError> {
     let mut value = HeaderValue::from_str(&format!("Bearer {}", secret.expose_secret()))
         .map_err(|_| GithubAppError::Other("a token is not a valid header value".into()))?;
     value.set_sensitive(true);

@@ -67,7 +67,7 @@ impl GithubAppError {
 }
 
 /// GitHub's `message` from an error body, cut short (it names no secret, but may be long).
-fn message(body: &str) -> String {
+pub(crate) fn message(body: &str) -> String {
     let message = serde_json::from_str::<serde_json::Value>(body)
         .ok()
         .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_owned))
@@ -82,7 +82,7 @@ fn message(body: &str) -> String {
 /// limit: wait that many seconds) or with `x-ratelimit-remaining: 0` (primary limit: wait until
 /// `x-ratelimit-reset`, UTC epoch seconds) is transient; a 403 without either is a missing
 /// permission or a suspended App.
-fn classify(status: StatusCode, headers: &HeaderMap, body: &str) -> GithubAppError {
+pub(crate) fn classify(status: StatusCode, headers: &HeaderMap, body: &str) -> GithubAppError {
     let what = format!("{} {}", status.as_u16(), message(body));
     let what = what.trim_end().to_owned();
     if status.is_server_error() {
@@ -133,7 +133,7 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 }
 
 /// A network failure, without the URL (short; the caller knows what it called).
-fn network(error: &reqwest::Error) -> GithubAppError {
+pub(crate) fn network(error: &reqwest::Error) -> GithubAppError {
     let kind = if error.is_timeout() {
         "timed out"
     } else if error.is_connect() {

@@ -23,7 +23,12 @@ impl GithubSync {
             .comment
             .as_ref()
             .ok_or_else(|| Failure::Fail("issue_comment event without a comment".into()))?;
-        Ok((!self.is_own(&comment.user.login)).then_some(comment))
+        // A comment the Jira → GitHub sync posted carries its marker: never mirrored back.
+        let mirrored = comment
+            .body
+            .as_deref()
+            .is_some_and(crate::jira_sync::comment::has_jira_marker);
+        Ok((!self.is_own(&comment.user.login) && !mirrored).then_some(comment))
     }
 
     pub(super) async fn comment_once(

@@ -13,8 +13,9 @@ use crate::events::github::{Issue, IssueEvent, IssueIdentity};
 use crate::handler::Failure;
 use crate::jira::adf;
 use crate::jira::ops::NewIssue;
-use crate::store::LockGuard;
-use crate::store::keys::{IssueCreateIntent, IssueMapping};
+use crate::jira_sync::GithubTwin;
+use crate::store::keys::{IssueCreateIntent, IssueMapping, JiraTwin};
+use crate::store::{LockGuard, Transaction};
 
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -34,7 +35,7 @@ impl GithubSync {
             if !mapping.linked {
                 self.link(&mapping.jira_key, issue).await?;
                 mapping.linked = true;
-                self.write_fenced(guard, &map_key, &mapping).await?;
+                self.write_mapping(guard, event, identity, &mapping).await?;
             }
             return Ok((mapping, false));
         }
@@ -56,7 +57,7 @@ impl GithubSync {
                     jira_key: found,
                     linked: false,
                 };
-                self.write_fenced(guard, &map_key, &mapping).await?;
+                self.write_mapping(guard, event, identity, &mapping).await?;
                 return Box::pin(self.ensure_issue(guard, event, identity, target)).await;
             }
         }
@@ -103,12 +104,39 @@ impl GithubSync {
             jira_key,
             linked: false,
         };
-        self.write_fenced(guard, &map_key, &mapping).await?;
+        self.write_mapping(guard, event, identity, &mapping).await?;
         self.clear_intent(guard, &intent_key).await;
         self.link(&mapping.jira_key, issue).await?;
         mapping.linked = true;
-        self.write_fenced(guard, &map_key, &mapping).await?;
+        self.write_mapping(guard, event, identity, &mapping).await?;
         Ok((mapping, true))
+    }
+
+    /// Writes the mapping and its reverse (Jira key → GitHub issue, for the Jira → GitHub sync) in
+    /// one transaction, only while `guard` holds the issue's lock; losing the lock is a retry.
+    async fn write_mapping(
+        &self,
+        guard: &LockGuard,
+        event: &IssueEvent,
+        identity: &IssueIdentity,
+        mapping: &Mapping,
+    ) -> Result<(), Failure> {
+        let twin = GithubTwin {
+            repository: event.repository.full_name.clone(),
+            number: event.issue.number,
+        };
+        let mut tx = Transaction::new();
+        tx.expect_held(guard);
+        tx.put(&IssueMapping(identity), mapping, None)?;
+        tx.put(&JiraTwin(&mapping.jira_key), &twin, None)?;
+        if self.store.commit(&tx).await? {
+            Ok(())
+        } else {
+            Err(Failure::Retry {
+                after: std::time::Duration::from_secs(1),
+                reason: format!("lost the lock {} before writing the mapping", guard.key),
+            })
+        }
     }
 
     async fn link(&self, jira_key: &str, issue: &Issue) -> Result<(), Failure> {

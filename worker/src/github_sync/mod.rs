@@ -41,7 +41,7 @@ use hookbridge_shared::routing::{EventFacts, Routing, Target};
 use serde::{Deserialize, Serialize};
 
 use crate::events::github::{IssueEvent, IssueIdentity};
-use crate::handler::{Failure, Outcome};
+use crate::handler::{Failure, Outcome, held_elsewhere, under_lease};
 use crate::jira::adf;
 use crate::jira::ops::JiraOps;
 use crate::settings::WorkerSettings;
@@ -167,26 +167,12 @@ impl GithubSync {
         else {
             // Contention is not a failure: the message waits its turn without using up an
             // attempt (README, "Worker (GitHub → Jira)").
-            return Ok(Outcome::Busy {
-                after: Duration::from_secs(1),
-                reason: format!("{identity} is being worked on by another worker"),
-            });
+            return Ok(held_elsewhere(&identity));
         };
         let work = self.under_lock(&guard, envelope, event, &identity, &target);
         // Work stops the moment the lock is no longer surely ours (README, "Worker (GitHub →
         // Jira)"): a successor may already be doing it.
-        let result = lock::leased(&self.store, &guard, self.config.lock_ttl, work)
-            .await
-            .unwrap_or_else(|lost| {
-                Err(Failure::Retry {
-                    after: Duration::from_secs(1),
-                    reason: lost.to_string(),
-                })
-            });
-        if let Err(e) = self.store.unlock(&guard).await {
-            tracing::warn!(error = %e, issue = %identity, "unlock failed; the lock expires by itself");
-        }
-        result
+        under_lease(&self.store, &guard, self.config.lock_ttl, work).await
     }
 
     async fn under_lock(

@@ -319,18 +319,44 @@ impl JiraClient {
         url: &str,
         title: &str,
     ) -> Result<(), JiraError> {
-        let body = remote_link_body(global_id, url, title);
+        self.post_remote_link(key, &remote_link_body(global_id, url, title))
+            .await
+    }
+
+    /// `POST /rest/api/3/issue/{key}/remotelink` with a complete body ("Create or update remote
+    /// issue link": a link with the body's `globalId` is updated, not added again).
+    ///
+    /// # Errors
+    /// [`JiraError`], classified; 404 when there is no such issue.
+    pub async fn post_remote_link(&self, key: &str, body: &Value) -> Result<(), JiraError> {
         self.call(Call {
             op: "add remote link",
             endpoint: "issue.remotelink",
             method: Method::POST,
             path: &["rest", "api", "3", "issue", key, "remotelink"],
             query: &[],
-            body: Some(&body),
+            body: Some(body),
             idempotent: Idempotent::Yes,
         })
         .await
         .map(drop)
+    }
+
+    /// `GET /rest/api/3/issue/{key}/remotelink`: the issue's remote links as Jira lists them (an
+    /// array of `{globalId, object: {url, title}, …}`).
+    ///
+    /// # Errors
+    /// [`JiraError`], classified; 404 when there is no such issue.
+    pub async fn remote_links(&self, key: &str) -> Result<Vec<Value>, JiraError> {
+        let answer = self
+            .call(Call::get(
+                "read remote links",
+                "issue.remotelink",
+                &["rest", "api", "3", "issue", key, "remotelink"],
+                &[],
+            ))
+            .await?;
+        Ok(answer.as_array().cloned().unwrap_or_default())
     }
 
     /// `PUT /rest/api/3/issue/{key}` (sets whole field values: idempotent).

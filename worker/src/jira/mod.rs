@@ -17,6 +17,7 @@
 //!   (and, through the store, by every worker process), which slows down when Jira pushes back.
 //! - [`watch`]: saying so (log, metric, audit, Slack) when Jira goes down, and probing it back.
 //! - [`ops`]: the operations the worker needs, against the live client or in dry-run.
+//! - [`remote_links`]: remote links with a summary, an icon and a status (pull requests, commits).
 //! - [`adf`]: Atlassian Document Format from GitHub Markdown, and its validator.
 
 pub mod adf;
@@ -25,6 +26,7 @@ mod error;
 pub mod health;
 pub mod limiter;
 pub mod ops;
+pub mod remote_links;
 pub mod watch;
 
 pub use client::{BeforeSend, CreatedIssue, JiraClient, JiraField, Transition, remote_link_body};

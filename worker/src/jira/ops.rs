@@ -235,6 +235,27 @@ impl JiraOps {
         self.audit("jira.remote_link.set", key, request).await
     }
 
+    /// Upserts `link` (by its `globalId`) with all it shows: summary, icon, status.
+    ///
+    /// # Errors
+    /// [`OpsError`], classified; Jira's 404 when there is no issue `key`.
+    pub async fn upsert_remote_link(
+        &self,
+        key: &str,
+        link: &super::remote_links::RemoteLink,
+    ) -> Result<(), OpsError> {
+        let body = link.body();
+        if let JiraTarget::Live(client) = &self.target {
+            client.post_remote_link(key, &body).await?;
+        }
+        let request = Request {
+            method: "POST",
+            path: format!("/rest/api/3/issue/{key}/remotelink"),
+            body,
+        };
+        self.audit("jira.remote_link.set", key, request).await
+    }
+
     /// Adds (`add`) or removes one label, leaving the others — including those set by hand in
     /// Jira — as they are.
     ///

@@ -94,6 +94,17 @@ impl WorkerMetrics {
     /// The Prometheus text exposition: this process's families and the store's. A store that
     /// cannot be read leaves its families out and says so in `hookbridge_worker_store_up`.
     pub async fn render(&self) -> String {
+        let families = self.families().await;
+        let mut buffer = Vec::new();
+        if let Err(e) = TextEncoder::new().encode(&families, &mut buffer) {
+            tracing::error!(error = %e, "metrics could not be encoded");
+        }
+        String::from_utf8(buffer).unwrap_or_default()
+    }
+
+    /// Every family [`render`](Self::render) shows, read now (the operator's page reads its
+    /// figures here, so they are the ones `/metrics` shows).
+    pub async fn families(&self) -> Vec<MetricFamily> {
         let stored = match governance::families(&self.store).await {
             Ok(families) => {
                 self.store_up.set(1);
@@ -109,10 +120,6 @@ impl WorkerMetrics {
         let mut families: Vec<MetricFamily> = self.registry.gather();
         families.extend(pipeline::REGISTRY.gather());
         families.extend(stored.into_iter().filter(|f| !f.get_metric().is_empty()));
-        let mut buffer = Vec::new();
-        if let Err(e) = TextEncoder::new().encode(&families, &mut buffer) {
-            tracing::error!(error = %e, "metrics could not be encoded");
-        }
-        String::from_utf8(buffer).unwrap_or_default()
+        families
     }
 }

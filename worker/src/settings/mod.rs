@@ -7,10 +7,13 @@
 //! - [`jira`]: the Jira connection, or dry-run.
 //! - [`change_requests`]: CR fields, statuses, cache TTL, Slack.
 //! - [`deployments`]: the GitHub App, the deployment gates and PKI of the deployment rule.
+//! - [`admin`]: the operator's page — where it listens, the token it asks for.
 
+pub mod admin;
 pub mod change_requests;
 pub mod deployments;
 pub mod jira;
+pub mod jira_sync;
 pub mod store;
 
 use std::path::PathBuf;
@@ -20,6 +23,7 @@ use hookbridge_shared::config::{CommonArgs, ConfigError, parse_seconds};
 use hookbridge_shared::queue::Queue;
 use hookbridge_shared::routing::{JiraProjectKey, Routing};
 
+pub use admin::{AdminArgs, AdminSettings};
 pub use change_requests::{CrArgs, CrSettings};
 pub use deployments::{DeploymentRuleArgs, DeploymentRuleSettings};
 pub use jira::{JiraArgs, JiraSettings};
@@ -119,9 +123,15 @@ pub struct WorkerArgs {
     #[command(flatten)]
     pub deployment_rule: DeploymentRuleArgs,
 
+    #[command(flatten)]
+    pub jira_sync: jira_sync::JiraSyncArgs,
+
     /// `host:port` of the worker's Prometheus `/metrics` listener (off unless set).
     #[arg(long, env = "WORKER_METRICS_BIND")]
     pub metrics_bind: Option<String>,
+
+    #[command(flatten)]
+    pub admin: AdminArgs,
 }
 
 /// A `host:port` listen address, checked for form (the port is a number) but not resolved: the
@@ -147,8 +157,13 @@ pub struct WorkerSettings {
     pub ignore_logins: Vec<String>,
     pub change_requests: CrSettings,
     pub deployment_rule: DeploymentRuleSettings,
+    /// The Jira → GitHub sync's GitHub credentials (`GITHUB_TOKEN`; else the App above).
+    pub jira_sync: jira_sync::JiraSyncSettings,
     /// `WORKER_METRICS_BIND`, when set.
     pub metrics_bind: Option<String>,
+    /// The operator's page, when on (`hookbridge run` turns it on by default, see
+    /// [`AdminArgs::settings`]).
+    pub admin: Option<AdminSettings>,
     /// The TOML's `[users]`: GitHub login → Jira accountId.
     pub users: std::collections::BTreeMap<String, String>,
 }
@@ -180,8 +195,13 @@ impl WorkerSettings {
         routing
             .validate()
             .map_err(|e| ConfigError::new(config_key, e))?;
+        let deployment_rule = args.deployment_rule.settings(&file)?;
+        let jira_sync = args
+            .jira_sync
+            .settings(&routing, deployment_rule.app.is_some())?;
         Ok(Self {
             jira,
+            jira_sync,
             store: args.store.settings()?,
             routing,
             audit_dir: args.audit.dir(common),
@@ -195,7 +215,7 @@ impl WorkerSettings {
                 .collect(),
             users: file.users.clone(),
             change_requests: args.change_requests.settings(&file)?,
-            deployment_rule: args.deployment_rule.settings(&file)?,
+            deployment_rule,
             metrics_bind: args
                 .metrics_bind
                 .as_deref()
@@ -203,6 +223,7 @@ impl WorkerSettings {
                 .filter(|v| !v.is_empty())
                 .map(|v| listen_address(v).map_err(|e| ConfigError::new("WORKER_METRICS_BIND", e)))
                 .transpose()?,
+            admin: args.admin.settings(None)?,
         })
     }
 }

@@ -15,11 +15,14 @@ use crate::audit::ChainHead;
 use crate::change_requests::record::{CrKey, CrRecord};
 use crate::change_requests::transition::HistoryEntry;
 use crate::change_requests::{Applied, Usage};
+use crate::deliveries::{DeliveryOutcome, DeliveryRow, JourneyStep};
 use crate::deployments::{Answer, WaitingDeployment};
 use crate::events::github::IssueIdentity;
 use crate::failures::FailedAttempt;
 use crate::github_sync::{CommentRecord, Intent, Mapping};
+use crate::jira_sync::{GithubTwin, JiraCommentRecord};
 use crate::metrics::governance::{CheckFailureLabels, DecisionLabels, LatencyCell};
+use crate::pull_requests::{MergeComment, PullRecord};
 
 /// A key of the store's key/value map and the type of the value kept there.
 pub trait StoreKey {
@@ -75,6 +78,85 @@ pub struct CommentIntent<'a>(pub &'a IssueIdentity, pub u64);
 impl StoreKey for CommentIntent<'_> {
     type Value = Intent;
     const PREFIX: &'static str = "intent:comment:";
+    fn suffix(&self) -> String {
+        format!("{}:{}", self.0, self.1)
+    }
+}
+
+/// The GitHub issue a Jira issue (by key) is the twin of: the reverse of [`IssueMapping`],
+/// written in the same transaction.
+pub struct JiraTwin<'a>(pub &'a str);
+
+impl StoreKey for JiraTwin<'_> {
+    type Value = GithubTwin;
+    const PREFIX: &'static str = "jira-twin:";
+    fn suffix(&self) -> String {
+        self.0.to_ascii_uppercase()
+    }
+}
+
+/// When the newest status change of a Jira twin that the sync saw happened (Jira's `timestamp`):
+/// a late delivery of an older change is not applied over a newer one.
+pub struct JiraStatusSeen<'a>(pub &'a str);
+
+impl StoreKey for JiraStatusSeen<'_> {
+    type Value = chrono::DateTime<chrono::Utc>;
+    const PREFIX: &'static str = "jira-status-seen:";
+    fn suffix(&self) -> String {
+        self.0.to_ascii_uppercase()
+    }
+}
+
+/// A Jira comment (issue key, comment id) that has its GitHub twin.
+pub struct JiraCommentSynced<'a>(pub &'a str, pub &'a str);
+
+impl StoreKey for JiraCommentSynced<'_> {
+    type Value = JiraCommentRecord;
+    const PREFIX: &'static str = "jira-comment:";
+    fn suffix(&self) -> String {
+        format!("{}/{}", self.0.to_ascii_uppercase(), self.1)
+    }
+}
+
+/// A GitHub comment that may have been posted for a Jira comment (crash recovery).
+pub struct JiraCommentIntent<'a>(pub &'a str, pub &'a str);
+
+impl StoreKey for JiraCommentIntent<'_> {
+    type Value = Intent;
+    const PREFIX: &'static str = "intent:jira-comment:";
+    fn suffix(&self) -> String {
+        format!("{}/{}", self.0.to_ascii_uppercase(), self.1)
+    }
+}
+
+/// What the bridge linked for a pull request: its Jira keys and the newest state it showed.
+pub struct PullLinks<'a>(pub &'a IssueIdentity);
+
+impl StoreKey for PullLinks<'_> {
+    type Value = PullRecord;
+    const PREFIX: &'static str = "pull-links:";
+    fn suffix(&self) -> String {
+        self.0.to_string()
+    }
+}
+
+/// The "merged" comment a pull request made on one Jira issue (its key is the second part).
+pub struct MergeCommented<'a>(pub &'a IssueIdentity, pub &'a str);
+
+impl StoreKey for MergeCommented<'_> {
+    type Value = MergeComment;
+    const PREFIX: &'static str = "pull-merge-comment:";
+    fn suffix(&self) -> String {
+        format!("{}:{}", self.0, self.1)
+    }
+}
+
+/// A "merged" comment that may have been posted (crash recovery).
+pub struct MergeCommentIntent<'a>(pub &'a IssueIdentity, pub &'a str);
+
+impl StoreKey for MergeCommentIntent<'_> {
+    type Value = Intent;
+    const PREFIX: &'static str = "intent:pull-merge:";
     fn suffix(&self) -> String {
         format!("{}:{}", self.0, self.1)
     }
@@ -226,6 +308,11 @@ impl LockName {
         Self(format!("issue:{identity}"))
     }
 
+    /// Serialises all work on one GitHub pull request.
+    pub fn github_pull_request(identity: &IssueIdentity) -> Self {
+        Self(format!("pull:{identity}"))
+    }
+
     /// Lets one process at a time re-check the deployments waiting on CRs.
     pub fn deployment_recheck() -> Self {
         Self("deployments:recheck".into())
@@ -285,6 +372,50 @@ impl StoreKey for DeploymentAnswered<'_> {
     }
 }
 
+/// What became of the newest deliveries, oldest first (see [`crate::deliveries`]).
+pub struct DeliveryLog;
+
+impl StoreList for DeliveryLog {
+    type Item = DeliveryRow;
+    const PREFIX: &'static str = "delivery-log";
+    fn suffix(&self) -> String {
+        String::new()
+    }
+}
+
+/// The newest deliveries of one outcome (the log, filtered in the store).
+pub struct DeliveryOutcomeLog(pub DeliveryOutcome);
+
+impl StoreList for DeliveryOutcomeLog {
+    type Item = DeliveryRow;
+    const PREFIX: &'static str = "delivery-outcome-log:";
+    fn suffix(&self) -> String {
+        self.0.as_str().to_owned()
+    }
+}
+
+/// One delivery's journey: the audit records about it.
+pub struct DeliveryJourney<'a>(pub &'a str);
+
+impl StoreList for DeliveryJourney<'_> {
+    type Item = JourneyStep;
+    const PREFIX: &'static str = "delivery-journey:";
+    fn suffix(&self) -> String {
+        self.0.to_owned()
+    }
+}
+
+/// The CRs most recently written, newest last, repeats included (the operator's page lists them).
+pub struct CrIndex;
+
+impl StoreList for CrIndex {
+    type Item = CrKey;
+    const PREFIX: &'static str = "cr-index";
+    fn suffix(&self) -> String {
+        String::new()
+    }
+}
+
 /// Every key prefix, for the test below; a new key type adds its prefix here.
 #[cfg(test)]
 pub(crate) const ALL_PREFIXES: &[&str] = &[
@@ -292,6 +423,13 @@ pub(crate) const ALL_PREFIXES: &[&str] = &[
     <IssueCreateIntent<'static> as StoreKey>::PREFIX,
     <CommentSynced<'static> as StoreKey>::PREFIX,
     <CommentIntent<'static> as StoreKey>::PREFIX,
+    <JiraTwin<'static> as StoreKey>::PREFIX,
+    <JiraStatusSeen<'static> as StoreKey>::PREFIX,
+    <JiraCommentSynced<'static> as StoreKey>::PREFIX,
+    <JiraCommentIntent<'static> as StoreKey>::PREFIX,
+    <PullLinks<'static> as StoreKey>::PREFIX,
+    <MergeCommented<'static> as StoreKey>::PREFIX,
+    <MergeCommentIntent<'static> as StoreKey>::PREFIX,
     <CrRecordKey<'static> as StoreKey>::PREFIX,
     <CrHistory<'static> as StoreList>::PREFIX,
     <CrApplied<'static> as StoreKey>::PREFIX,
@@ -308,6 +446,10 @@ pub(crate) const ALL_PREFIXES: &[&str] = &[
     <DeploymentsWaiting<'static> as StoreKey>::PREFIX,
     <DeploymentAnswered<'static> as StoreKey>::PREFIX,
     <DeploymentWaitIndex as StoreKey>::PREFIX,
+    <DeliveryLog as StoreList>::PREFIX,
+    <DeliveryOutcomeLog as StoreList>::PREFIX,
+    <DeliveryJourney<'static> as StoreList>::PREFIX,
+    <CrIndex as StoreList>::PREFIX,
 ];
 
 #[cfg(test)]

@@ -372,6 +372,37 @@ impl Store {
         raw.iter().map(|item| decode(&name, item)).collect()
     }
 
+    /// Up to `count` items of `list`, newest first, skipping the `start` newest (how pages of
+    /// recent things are read).
+    ///
+    /// # Errors
+    /// As [`list`](Self::list).
+    pub async fn list_newest<L: StoreList>(
+        &self,
+        list: &L,
+        start: usize,
+        count: usize,
+    ) -> Result<Vec<L::Item>, StoreError> {
+        let name = list.name();
+        let raw = match self {
+            Store::Redis(s) => s.list_range_newest(&name, start, count).await?,
+            Store::Embedded(s) => s.list_range_newest(&name, start, count).await?,
+        };
+        raw.iter().map(|item| decode(&name, item)).collect()
+    }
+
+    /// How many items `list` holds.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the backend cannot be reached.
+    pub async fn list_len<L: StoreList>(&self, list: &L) -> Result<usize, StoreError> {
+        let name = list.name();
+        match self {
+            Store::Redis(s) => s.list_len(&name).await,
+            Store::Embedded(s) => s.list_len(&name).await,
+        }
+    }
+
     /// Every counter of the family `counters` with its value, in no particular order.
     ///
     /// # Errors

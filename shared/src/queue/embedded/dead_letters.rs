@@ -105,6 +105,28 @@ impl EmbeddedQueue {
         .await
     }
 
+    /// See [`crate::queue::Queue::dead_letters_page`].
+    pub async fn dead_letters_page(
+        &self,
+        offset: usize,
+        limit: usize,
+    ) -> Result<Vec<DeadLetter>, QueueError> {
+        let offset = i64::try_from(offset).unwrap_or(i64::MAX);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.with_conn(move |conn, _| {
+            let mut stmt = conn
+                .prepare(&format!(
+                    "{SELECT_DEAD_LETTER} ORDER BY seq LIMIT ?1 OFFSET ?2"
+                ))
+                .map_err(unavailable)?;
+            let rows = stmt
+                .query_map(params![limit, offset], dead_letter_row)
+                .map_err(unavailable)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(unavailable)
+        })
+        .await
+    }
+
     /// See [`crate::queue::Queue::dead_letter_by_id`].
     pub async fn dead_letter_by_id(&self, id: &str) -> Result<DeadLetter, QueueError> {
         let id = id.to_owned();

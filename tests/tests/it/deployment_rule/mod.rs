@@ -22,6 +22,7 @@ use hookbridge_worker::pki::keys;
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
+mod admin_page;
 mod decisions;
 mod faults;
 mod pki;

@@ -165,6 +165,57 @@ async fn lists_keep_order_bound_and_pop_from_the_front(h: &Harness) {
     assert!(items(s, "never-written").await.is_empty());
 }
 
+/// The operator's pages read lists newest first, a page at a time, with their length.
+async fn lists_read_newest_first_a_page_at_a_time_with_their_length(h: &Harness) {
+    let s = &h.store;
+    let mut tx = Transaction::new();
+    for i in 1..=7 {
+        tx.push(&Items("recent"), &format!("item-{i}"), Some(5), None)
+            .unwrap();
+    }
+    assert!(s.commit(&tx).await.unwrap());
+    assert_eq!(s.list_len(&Items("recent")).await.unwrap(), 5);
+    assert_eq!(
+        s.list_newest(&Items("recent"), 0, 2).await.unwrap(),
+        ["item-7", "item-6"]
+    );
+    assert_eq!(
+        s.list_newest(&Items("recent"), 2, 2).await.unwrap(),
+        ["item-5", "item-4"]
+    );
+    assert_eq!(
+        s.list_newest(&Items("recent"), 4, 2).await.unwrap(),
+        ["item-3"]
+    );
+    assert!(
+        s.list_newest(&Items("recent"), 5, 2)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        s.list_newest(&Items("recent"), 0, 0)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(s.list_len(&Items("never-written")).await.unwrap(), 0);
+    // An expired list has no length either.
+    let mut tx = Transaction::new();
+    tx.push(&Items("fleeting"), &"a".to_owned(), None, Some(SHORT))
+        .unwrap();
+    assert!(s.commit(&tx).await.unwrap());
+    assert_eq!(s.list_len(&Items("fleeting")).await.unwrap(), 1);
+    eventually("the list to expire", PATIENCE, || async {
+        s.list_len(&Items("fleeting")).await.unwrap() == 0
+            && s.list_newest(&Items("fleeting"), 0, 5)
+                .await
+                .unwrap()
+                .is_empty()
+    })
+    .await;
+}
+
 async fn a_list_expires_as_a_whole_after_its_last_push(h: &Harness) {
     let s = &h.store;
     let mut tx = Transaction::new();
@@ -269,6 +320,7 @@ store_tests!(
     a_value_changed_since_it_was_read_fails_the_transaction,
     a_transaction_fenced_by_a_lost_lock_writes_nothing,
     lists_keep_order_bound_and_pop_from_the_front,
+    lists_read_newest_first_a_page_at_a_time_with_their_length,
     a_list_expires_as_a_whole_after_its_last_push,
     optimistic_increments_from_two_processes_never_lose_one,
 );

@@ -53,12 +53,24 @@ fn apply(conn: &Connection, write: &Write, now: i64) -> Result<(), StoreError> {
             keep,
             ttl,
         } => {
-            // An expired list is an absent one: its rows go before the new item starts it again.
-            conn.execute(
-                "DELETE FROM lists WHERE key = ?1 AND expires_at IS NOT NULL AND expires_at <= ?2",
-                params![list, now],
-            )
-            .map_err(store_error)?;
+            // A list's expiry is the same on all its rows (each push sets it for the whole list),
+            // so one row tells it: reading the newest keeps a push O(1) on long lists without a
+            // TTL (the delivery log), where touching every row would not be.
+            let current: Option<Option<i64>> = conn
+                .query_row(
+                    "SELECT expires_at FROM lists WHERE key = ?1 ORDER BY seq DESC LIMIT 1",
+                    params![list],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(store_error)?;
+            let mut expiring = matches!(current, Some(Some(_)));
+            if matches!(current, Some(Some(at)) if at <= now) {
+                // An expired list is an absent one: its rows go before the new item starts it again.
+                conn.execute("DELETE FROM lists WHERE key = ?1", params![list])
+                    .map_err(store_error)?;
+                expiring = false;
+            }
             let seq: i64 = conn
                 .query_row(
                     "SELECT COALESCE(MAX(seq), 0) + 1 FROM lists WHERE key = ?1",
@@ -66,9 +78,10 @@ fn apply(conn: &Connection, write: &Write, now: i64) -> Result<(), StoreError> {
                     |r| r.get(0),
                 )
                 .map_err(store_error)?;
+            let expires_at = ttl.map(|t| expiry(now, t));
             conn.execute(
-                "INSERT INTO lists (key, seq, item, expires_at) VALUES (?1, ?2, ?3, NULL)",
-                params![list, seq, item],
+                "INSERT INTO lists (key, seq, item, expires_at) VALUES (?1, ?2, ?3, ?4)",
+                params![list, seq, item, expires_at],
             )
             .map_err(store_error)?;
             if let Some(keep) = keep {
@@ -80,12 +93,14 @@ fn apply(conn: &Connection, write: &Write, now: i64) -> Result<(), StoreError> {
                 .map_err(store_error)?;
             }
             // As in Redis: the whole list expires `ttl` after this write, or never.
-            conn.execute(
-                "UPDATE lists SET expires_at = ?2 WHERE key = ?1",
-                params![list, ttl.map(|t| expiry(now, t))],
-            )
-            .map(|_| ())
-            .map_err(store_error)
+            if expiring || expires_at.is_some() {
+                conn.execute(
+                    "UPDATE lists SET expires_at = ?2 WHERE key = ?1",
+                    params![list, expires_at],
+                )
+                .map_err(store_error)?;
+            }
+            Ok(())
         }
         Write::PopFront { list, count } => conn
             .execute(
@@ -214,4 +229,73 @@ impl EmbeddedStore {
         })
         .await
     }
+
+    /// Up to `count` items of `list` from position `start` counted from the newest (0 = newest),
+    /// newest first.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the file cannot be read.
+    pub async fn list_range_newest(
+        &self,
+        list: &str,
+        start: usize,
+        count: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        let list = list.to_owned();
+        let start = i64::try_from(start).unwrap_or(i64::MAX);
+        let count = i64::try_from(count).unwrap_or(i64::MAX);
+        self.with_conn(move |conn| {
+            if list_expired(conn, &list)? {
+                return Ok(Vec::new());
+            }
+            // No per-row expiry test: the skipped rows are then stepped over in the primary
+            // key's index alone, which keeps a deep page of a long list cheap.
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT item FROM lists WHERE key = ?1 ORDER BY seq DESC LIMIT ?2 OFFSET ?3",
+                )
+                .map_err(store_error)?;
+            let rows = stmt
+                .query_map(params![list, count, start], |r| r.get(0))
+                .map_err(store_error)?;
+            rows.collect::<Result<Vec<String>, _>>()
+                .map_err(store_error)
+        })
+        .await
+    }
+
+    /// How many items `list` holds.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the file cannot be read.
+    pub async fn list_len(&self, list: &str) -> Result<usize, StoreError> {
+        let list = list.to_owned();
+        self.with_conn(move |conn| {
+            if list_expired(conn, &list)? {
+                return Ok(0);
+            }
+            conn.query_row(
+                "SELECT COUNT(*) FROM lists WHERE key = ?1",
+                params![list],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| usize::try_from(n).unwrap_or(0))
+            .map_err(store_error)
+        })
+        .await
+    }
+}
+
+/// Whether `list` has expired: its expiry is the same on every row (a push sets it for the whole
+/// list), so its newest row tells.
+fn list_expired(conn: &Connection, list: &str) -> Result<bool, StoreError> {
+    let expires_at: Option<Option<i64>> = conn
+        .query_row(
+            "SELECT expires_at FROM lists WHERE key = ?1 ORDER BY seq DESC LIMIT 1",
+            params![list],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(store_error)?;
+    Ok(matches!(expires_at, Some(Some(at)) if at <= now_ms()))
 }

@@ -182,4 +182,40 @@ impl RedisStore {
             .await
             .map_err(store_error)
     }
+
+    /// Up to `count` items of `list` from position `start` counted from the newest (0 = newest),
+    /// newest first.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when Redis cannot be reached.
+    pub async fn list_range_newest(
+        &self,
+        list: &str,
+        start: usize,
+        count: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        if count == 0 {
+            return Ok(Vec::new());
+        }
+        let mut conn = self.conn.clone();
+        let newest = -1 - isize::try_from(start).unwrap_or(isize::MAX - 1);
+        let oldest = newest.saturating_sub(isize::try_from(count).unwrap_or(isize::MAX) - 1);
+        let mut items: Vec<String> =
+            redis::AsyncCommands::lrange(&mut conn, self.list_key(list), oldest, newest)
+                .await
+                .map_err(store_error)?;
+        items.reverse();
+        Ok(items)
+    }
+
+    /// How many items `list` holds.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when Redis cannot be reached.
+    pub async fn list_len(&self, list: &str) -> Result<usize, StoreError> {
+        let mut conn = self.conn.clone();
+        redis::AsyncCommands::llen(&mut conn, self.list_key(list))
+            .await
+            .map_err(store_error)
+    }
 }

@@ -43,7 +43,27 @@
 //! - issues are added with [`GithubFake::add_issue`] ([`RepoIssue`]), a repository with none is
 //!   404 like an unknown repository.
 //!
+//! Issues as the Jira → GitHub sync uses them (GitHub Docs, "REST API endpoints for issues" —
+//! "Get an issue", "Update an issue"; "REST API endpoints for issue comments" — "List issue
+//! comments", "Create an issue comment"; "Get the authenticated user"):
+//! - `GET /repos/{owner}/{repo}/issues/{n}`: the issue, 404 for an unknown one;
+//! - `PATCH` the same: `state` must be `open` or `closed` and `state_reason` one of `completed`,
+//!   `not_planned`, `duplicate`, `reopened` or null, else `422 Validation Failed`; the reason is
+//!   "ignored unless `state` is changed"; a close without a reason is `completed`, a reopen is
+//!   `reopened`; a change of state is what makes GitHub send an `issues` webhook
+//!   (`closed`/`reopened`), with the token's user as `sender`;
+//! - `GET …/issues/{n}/comments`: oldest first, `per_page` (at most 100) and `page`, with a `link`
+//!   header; `POST` the same with a non-empty `body`: `201` with the comment, and an
+//!   `issue_comment.created` webhook whose `sender` is the token's user;
+//! - `GET /user`: the token's user ([`GithubConfig::login`]).
+//!
+//! [`GithubFake::take_webhooks`] hands a test the webhooks GitHub would send for those writes.
+//!
 //! Tests read what was asked with [`GithubFake::redelivered`] and [`GithubFake::requests`].
+//!
+//! Layout: `mod.rs` (the server, authentication, rate limit, routing), `hooks.rs` (webhook
+//! deliveries), `listing.rs` (listing a repository's issues), `issues.rs` (one issue, its
+//! comments, and the webhooks writes cause), `app.rs` (the GitHub App's JWT and installations).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -53,10 +73,20 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use crate::serve::Server;
+
+mod app;
+mod hooks;
+mod issues;
+mod listing;
+
+pub use app::{APP_SLUG, INSTALLATION_ID};
+
+pub use hooks::Delivery;
+pub use issues::IssueComment;
+pub use listing::RepoIssue;
 
 /// How the fake behaves.
 #[derive(Debug, Clone)]
@@ -71,6 +101,11 @@ pub struct GithubConfig {
     /// "Webhooks: read-only"): a redelivery gets `403 Resource not accessible by personal access
     /// token`.
     pub read_only: bool,
+    /// The login of the token's user (`GET /user`; the `sender` of the webhooks its writes cause).
+    pub login: String,
+    /// Also answer as GitHub does to this GitHub App (its key: the App fake's), installed on
+    /// every repository that has issues (see `app.rs`).
+    pub app_id: Option<u64>,
 }
 
 impl Default for GithubConfig {
@@ -80,151 +115,9 @@ impl Default for GithubConfig {
             rate_limit: 5000,
             redeliveries_succeed: true,
             read_only: false,
+            login: "hookbridge-bot".into(),
+            app_id: None,
         }
-    }
-}
-
-/// One delivery attempt, as the list shows it.
-#[derive(Debug, Clone)]
-pub struct Delivery {
-    pub id: u64,
-    pub guid: String,
-    pub delivered_at: DateTime<Utc>,
-    pub redelivery: bool,
-    pub status_code: u16,
-    pub event: String,
-    pub action: Option<String>,
-}
-
-impl Delivery {
-    /// An `issues.opened` delivery answered `status_code`, `age` ago.
-    pub fn new(id: u64, guid: &str, age: Duration, status_code: u16) -> Self {
-        Self {
-            id,
-            guid: guid.to_owned(),
-            delivered_at: Utc::now() - chrono::Duration::from_std(age).expect("age"),
-            redelivery: false,
-            status_code,
-            event: "issues".into(),
-            action: Some("opened".into()),
-        }
-    }
-
-    /// GitHub's `status`: `OK` for a 2xx answer, else a description.
-    fn status(&self) -> String {
-        match self.status_code {
-            200..=299 => "OK".into(),
-            0 => "timed out".into(),
-            code => format!("Invalid HTTP Response: {code}"),
-        }
-    }
-
-    fn json(&self) -> Value {
-        json!({
-            "id": self.id,
-            "guid": self.guid,
-            "delivered_at": self.delivered_at.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
-            "redelivery": self.redelivery,
-            "duration": 0.27,
-            "status": self.status(),
-            "status_code": self.status_code,
-            "event": self.event,
-            "action": self.action,
-            "installation_id": null,
-            "repository_id": 456,
-        })
-    }
-}
-
-/// One issue (or pull request) of a repository, as "List repository issues" shows it.
-#[derive(Debug, Clone)]
-pub struct RepoIssue {
-    pub number: u64,
-    pub title: String,
-    pub body: Option<String>,
-    /// `open` or `closed`.
-    pub state: String,
-    pub labels: Vec<String>,
-    pub is_pull_request: bool,
-    /// The author's login.
-    pub user: String,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
-
-impl RepoIssue {
-    /// An issue created and last updated `age` ago, by `octocat`.
-    pub fn new(
-        number: u64,
-        title: &str,
-        body: &str,
-        state: &str,
-        labels: &[&str],
-        is_pull_request: bool,
-        age: Duration,
-    ) -> Self {
-        let at = Utc::now() - chrono::Duration::from_std(age).expect("age");
-        Self {
-            number,
-            title: title.to_owned(),
-            body: Some(body.to_owned()),
-            state: state.to_owned(),
-            labels: labels.iter().map(|l| (*l).to_owned()).collect(),
-            is_pull_request,
-            user: "octocat".to_owned(),
-            created_at: at,
-            updated_at: at,
-        }
-    }
-
-    /// The `issue` object as GitHub lists it in `repo` (REST API version 2022-11-28).
-    pub fn json(&self, base: &str, repo: &str) -> Value {
-        let time = |t: &DateTime<Utc>| t.format("%Y-%m-%dT%H:%M:%SZ").to_string();
-        let html = format!(
-            "https://github.com/{repo}/{}/{}",
-            if self.is_pull_request {
-                "pull"
-            } else {
-                "issues"
-            },
-            self.number
-        );
-        let closed = self.state == "closed";
-        let mut issue = json!({
-            "id": 1_000_000 + self.number,
-            "node_id": format!("I_kwDO{}", self.number),
-            "url": format!("{base}/repos/{repo}/issues/{}", self.number),
-            "repository_url": format!("{base}/repos/{repo}"),
-            "html_url": html,
-            "number": self.number,
-            "state": self.state,
-            "state_reason": if closed { json!("completed") } else { Value::Null },
-            "title": self.title,
-            "body": self.body,
-            "user": {"login": self.user, "id": 1, "type": "User"},
-            "labels": self.labels.iter().enumerate().map(|(i, name)| json!({
-                "id": 200 + i, "name": name, "color": "f29513", "default": false,
-            })).collect::<Vec<_>>(),
-            "assignee": null,
-            "assignees": [],
-            "milestone": null,
-            "locked": false,
-            "comments": 0,
-            "closed_at": if closed { json!(time(&self.updated_at)) } else { Value::Null },
-            "created_at": time(&self.created_at),
-            "updated_at": time(&self.updated_at),
-            "author_association": "OWNER",
-        });
-        if self.is_pull_request {
-            issue["pull_request"] = json!({
-                "url": format!("{base}/repos/{repo}/pulls/{}", self.number),
-                "html_url": html,
-                "diff_url": format!("{html}.diff"),
-                "patch_url": format!("{html}.patch"),
-                "merged_at": null,
-            });
-        }
-        issue
     }
 }
 
@@ -252,6 +145,13 @@ struct Data {
     redelivered: Vec<u64>,
     next_id: u64,
     log: Vec<GithubRequest>,
+    /// `(owner/repo lowercased, issue number)` → its comments, oldest first.
+    comments: HashMap<(String, u64), Vec<IssueComment>>,
+    next_comment_id: u64,
+    /// The webhooks GitHub would send for the writes made through the API: `(event, payload)`.
+    webhooks: Vec<(String, Value)>,
+    /// Installation tokens issued to the App.
+    installation_tokens: Vec<String>,
 }
 
 struct Shared {
@@ -290,6 +190,10 @@ impl GithubFake {
                 redelivered: Vec::new(),
                 next_id: 9_000_000_000,
                 log: Vec::new(),
+                comments: HashMap::new(),
+                next_comment_id: 1_500_000_000,
+                webhooks: Vec::new(),
+                installation_tokens: Vec::new(),
             }),
             config,
         });
@@ -362,6 +266,31 @@ impl GithubFake {
     pub fn requests(&self) -> Vec<GithubRequest> {
         self.data().log.clone()
     }
+
+    /// Issue `number` of `repo` as the fake holds it.
+    pub fn issue(&self, repo: &str, number: u64) -> Option<RepoIssue> {
+        self.data()
+            .issues
+            .get(&repo.to_lowercase())?
+            .iter()
+            .find(|i| i.number == number)
+            .cloned()
+    }
+
+    /// The comments on issue `number` of `repo`, oldest first.
+    pub fn comments(&self, repo: &str, number: u64) -> Vec<IssueComment> {
+        self.data()
+            .comments
+            .get(&(repo.to_lowercase(), number))
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// The webhooks GitHub would have sent since the last call, for the writes made through the
+    /// API (`issues` closed/reopened, `issue_comment` created), oldest first: `(event, payload)`.
+    pub fn take_webhooks(&self) -> Vec<(String, Value)> {
+        std::mem::take(&mut self.data().webhooks)
+    }
 }
 
 /// An error answer as GitHub's REST API words it: `message`, `documentation_url`, `status`.
@@ -393,9 +322,17 @@ fn query_param(uri: &Uri, name: &str) -> Option<String> {
         .map(|(_, v)| v.into_owned())
 }
 
-/// `/repos/{owner}/{repo}/hooks/{id}/deliveries[/{delivery}/attempts]`.
+/// `/repos/{owner}/{repo}/hooks/{id}/deliveries[/{delivery}/attempts]`, the issue routes, `/user`.
 enum Route {
     Issues(String),
+    GetIssue(String, u64),
+    App,
+    Installation(String),
+    AccessToken(u64),
+    UpdateIssue(String, u64),
+    ListComments(String, u64),
+    CreateComment(String, u64),
+    User,
     List(String, u64),
     Redeliver(String, u64, u64),
     Unknown,
@@ -406,6 +343,27 @@ fn route(method: &Method, path: &str) -> Route {
     match (method, parts.as_slice()) {
         (&Method::GET, ["repos", owner, repo, "issues"]) => {
             Route::Issues(format!("{owner}/{repo}"))
+        }
+        (&Method::GET, ["user"]) => Route::User,
+        (&Method::GET, ["app"]) => Route::App,
+        (&Method::GET, ["repos", owner, repo, "installation"]) => {
+            Route::Installation(format!("{owner}/{repo}"))
+        }
+        (&Method::POST, ["app", "installations", id, "access_tokens"]) => {
+            id.parse().map_or(Route::Unknown, Route::AccessToken)
+        }
+        (method, ["repos", owner, repo, "issues", number, rest @ ..]) => {
+            let Ok(number) = number.parse::<u64>() else {
+                return Route::Unknown;
+            };
+            let repo = format!("{owner}/{repo}");
+            match (method, rest) {
+                (&Method::GET, []) => Route::GetIssue(repo, number),
+                (&Method::PATCH, []) => Route::UpdateIssue(repo, number),
+                (&Method::GET, ["comments"]) => Route::ListComments(repo, number),
+                (&Method::POST, ["comments"]) => Route::CreateComment(repo, number),
+                _ => Route::Unknown,
+            }
         }
         (&Method::GET, ["repos", owner, repo, "hooks", id, "deliveries"]) => {
             id.parse().map_or(Route::Unknown, |id| {
@@ -437,9 +395,10 @@ async fn handle(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
+    body: axum::body::Bytes,
 ) -> Response {
     let mut data = shared.data.lock().unwrap_or_else(|p| p.into_inner());
-    let response = answer(&shared, &mut data, &method, &uri, &headers);
+    let response = answer(&shared, &mut data, &method, &uri, &headers, &body);
     data.log.push(GithubRequest {
         method: method.to_string(),
         target: uri
@@ -460,6 +419,7 @@ fn answer(
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
+    body: &[u8],
 ) -> Response {
     if header(headers, "user-agent").is_none_or(|u| u.trim().is_empty()) {
         return error(
@@ -474,9 +434,23 @@ fn answer(
             .or_else(|| a.strip_prefix("token "))
             .map(str::to_owned)
     });
-    if token.as_deref() != Some(shared.config.token.as_str()) {
-        return error(StatusCode::UNAUTHORIZED, "Bad credentials", "rest");
-    }
+    let route = route(method, uri.path());
+    let is_app_route = matches!(
+        route,
+        Route::App | Route::Installation(_) | Route::AccessToken(_)
+    );
+    // Who is calling: the token's user, an installation of the App, or the App itself (JWT).
+    let sender = match (token.as_deref(), shared.config.app_id) {
+        (Some(t), _) if t == shared.config.token && !is_app_route => shared.config.login.clone(),
+        (Some(t), Some(_)) if data.installation_tokens.iter().any(|i| i == t) && !is_app_route => {
+            app::bot_login()
+        }
+        (Some(t), Some(app_id)) if is_app_route => match app::check_jwt(app_id, t) {
+            Ok(()) => String::new(),
+            Err(message) => return error(StatusCode::UNAUTHORIZED, message, "rest"),
+        },
+        _ => return error(StatusCode::UNAUTHORIZED, "Bad credentials", "rest"),
+    };
     if let Some(version) = header(headers, "x-github-api-version")
         && version != "2022-11-28"
     {
@@ -504,12 +478,31 @@ fn answer(
             "rest/overview/rate-limits-for-the-rest-api",
         )
     } else {
-        match route(method, uri.path()) {
-            Route::Issues(repo) => list_issues(shared, data, &repo, uri),
-            Route::List(repo, hook) => list(shared, data, &repo, hook, uri),
+        match route {
+            Route::Issues(repo) => listing::list_issues(shared, data, &repo, uri),
+            Route::List(repo, hook) => hooks::list(shared, data, &repo, hook, uri),
             Route::Redeliver(repo, hook, delivery) => {
-                redeliver(shared, data, &repo, hook, delivery)
+                hooks::redeliver(shared, data, &repo, hook, delivery)
             }
+            Route::GetIssue(repo, number) => issues::get_issue(shared, data, &repo, number),
+            Route::UpdateIssue(repo, number) => {
+                issues::update_issue(shared, data, &repo, number, body, &sender)
+            }
+            Route::App => app::get_app(shared.config.app_id.unwrap_or_default()),
+            Route::Installation(repo) => {
+                app::installation(data, shared.config.app_id.unwrap_or_default(), &repo)
+            }
+            Route::AccessToken(id) => app::access_token(data, id),
+            Route::ListComments(repo, number) => {
+                issues::list_comments(shared, data, &repo, number, uri)
+            }
+            Route::CreateComment(repo, number) => {
+                issues::create_comment(shared, data, &repo, number, body, &sender)
+            }
+            Route::User => issues::json_answer(
+                StatusCode::OK,
+                &json!({"login": shared.config.login, "id": 41_000_000, "type": "User"}),
+            ),
             Route::Unknown => error(StatusCode::NOT_FOUND, "Not Found", "rest/repos/webhooks"),
         }
     };
@@ -526,215 +519,4 @@ fn answer(
         }
     }
     response
-}
-
-fn list(shared: &Shared, data: &Data, repo: &str, hook: u64, uri: &Uri) -> Response {
-    let Some(deliveries) = data.hooks.get(&(repo.to_lowercase(), hook)) else {
-        return error(
-            StatusCode::NOT_FOUND,
-            "Not Found",
-            "rest/repos/webhooks#list-deliveries-for-a-repository-webhook",
-        );
-    };
-    let per_page = query_param(uri, "per_page")
-        .and_then(|p| p.parse::<usize>().ok())
-        .unwrap_or(30)
-        .clamp(1, 100);
-    let start = match query_param(uri, "cursor") {
-        None => 0,
-        Some(cursor) => {
-            let Some(position) = cursor
-                .strip_prefix("v1_")
-                .and_then(|id| id.parse::<u64>().ok())
-                .and_then(|id| deliveries.iter().position(|d| d.id == id))
-            else {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    "Bad Request",
-                    "rest/repos/webhooks#list-deliveries-for-a-repository-webhook",
-                );
-            };
-            position
-        }
-    };
-    let page: Vec<Value> = deliveries
-        .iter()
-        .skip(start)
-        .take(per_page)
-        .map(Delivery::json)
-        .collect();
-    let mut response = (
-        StatusCode::OK,
-        [("content-type", "application/json; charset=utf-8")],
-        Value::Array(page).to_string(),
-    )
-        .into_response();
-    let path = format!("{}/repos/{repo}/hooks/{hook}/deliveries", shared.base);
-    let mut links = Vec::new();
-    if let Some(next) = deliveries.get(start + per_page) {
-        links.push(format!(
-            "<{path}?per_page={per_page}&cursor=v1_{}>; rel=\"next\"",
-            next.id
-        ));
-    }
-    if start > 0 {
-        links.push(format!("<{path}?per_page={per_page}>; rel=\"first\""));
-    }
-    if !links.is_empty()
-        && let Ok(value) = HeaderValue::from_str(&links.join(", "))
-    {
-        response.headers_mut().insert("link", value);
-    }
-    response
-}
-
-fn validation_failed(field: &str, value: &str) -> Response {
-    (
-        StatusCode::UNPROCESSABLE_ENTITY,
-        [("content-type", "application/json; charset=utf-8")],
-        json!({
-            "message": "Validation Failed",
-            "errors": [{"resource": "Issue", "field": field, "code": "invalid", "value": value}],
-            "documentation_url":
-                "https://docs.github.com/rest/issues/issues#list-repository-issues",
-            "status": "422",
-        })
-        .to_string(),
-    )
-        .into_response()
-}
-
-/// `GET /repos/{owner}/{repo}/issues`: "List repository issues", paged by page number.
-fn list_issues(shared: &Shared, data: &Data, repo: &str, uri: &Uri) -> Response {
-    let Some(issues) = data.issues.get(&repo.to_lowercase()) else {
-        return error(
-            StatusCode::NOT_FOUND,
-            "Not Found",
-            "rest/issues/issues#list-repository-issues",
-        );
-    };
-    let state = query_param(uri, "state").unwrap_or_else(|| "open".to_owned());
-    if !matches!(state.as_str(), "open" | "closed" | "all") {
-        return validation_failed("state", &state);
-    }
-    let since = match query_param(uri, "since") {
-        None => None,
-        Some(text) => match DateTime::parse_from_rfc3339(&text) {
-            Ok(t) => Some(t.with_timezone(&Utc)),
-            Err(_) => return validation_failed("since", &text),
-        },
-    };
-    let sort = query_param(uri, "sort").unwrap_or_else(|| "created".to_owned());
-    let ascending = query_param(uri, "direction").is_some_and(|d| d == "asc");
-    let per_page = query_param(uri, "per_page")
-        .and_then(|p| p.parse::<usize>().ok())
-        .unwrap_or(30)
-        .clamp(1, 100);
-    let page = query_param(uri, "page")
-        .and_then(|p| p.parse::<usize>().ok())
-        .unwrap_or(1)
-        .max(1);
-    let mut selected: Vec<&RepoIssue> = issues
-        .iter()
-        .filter(|i| state == "all" || i.state == state)
-        .filter(|i| since.is_none_or(|s| i.updated_at >= s))
-        .collect();
-    selected.sort_by_key(|i| {
-        let at = if sort == "updated" {
-            i.updated_at
-        } else {
-            i.created_at
-        };
-        (at, i.number)
-    });
-    if !ascending {
-        selected.reverse();
-    }
-    let items: Vec<Value> = selected
-        .iter()
-        .skip((page - 1) * per_page)
-        .take(per_page)
-        .map(|i| i.json(&shared.base, repo))
-        .collect();
-    let mut response = (
-        StatusCode::OK,
-        [("content-type", "application/json; charset=utf-8")],
-        Value::Array(items).to_string(),
-    )
-        .into_response();
-    // The other parameters are kept as asked; only `page` changes from link to link.
-    let kept: Vec<(String, String)> =
-        url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
-            .filter(|(k, _)| k != "page")
-            .map(|(k, v)| (k.into_owned(), v.into_owned()))
-            .collect();
-    let link_to = |n: usize| {
-        let mut query = url::form_urlencoded::Serializer::new(String::new());
-        for (k, v) in &kept {
-            query.append_pair(k, v);
-        }
-        query.append_pair("page", &n.to_string());
-        format!("<{}/repos/{repo}/issues?{}>", shared.base, query.finish())
-    };
-    let last = selected.len().div_ceil(per_page).max(1);
-    let mut links = Vec::new();
-    if page < last {
-        links.push(format!("{}; rel=\"next\"", link_to(page + 1)));
-        links.push(format!("{}; rel=\"last\"", link_to(last)));
-    }
-    if page > 1 {
-        links.push(format!("{}; rel=\"first\"", link_to(1)));
-        links.push(format!("{}; rel=\"prev\"", link_to((page - 1).min(last))));
-    }
-    if !links.is_empty()
-        && let Ok(value) = HeaderValue::from_str(&links.join(", "))
-    {
-        response.headers_mut().insert("link", value);
-    }
-    response
-}
-
-fn redeliver(shared: &Shared, data: &mut Data, repo: &str, hook: u64, delivery: u64) -> Response {
-    let key = (repo.to_lowercase(), hook);
-    if shared.config.read_only && data.hooks.contains_key(&key) {
-        return error(
-            StatusCode::FORBIDDEN,
-            "Resource not accessible by personal access token",
-            "rest/repos/webhooks#redeliver-a-delivery-for-a-repository-webhook",
-        );
-    }
-    let Some(original) = data
-        .hooks
-        .get(&key)
-        .and_then(|d| d.iter().find(|d| d.id == delivery))
-        .cloned()
-    else {
-        return error(
-            StatusCode::NOT_FOUND,
-            "Not Found",
-            "rest/repos/webhooks#redeliver-a-delivery-for-a-repository-webhook",
-        );
-    };
-    data.redelivered.push(delivery);
-    data.next_id += 1;
-    let attempt = Delivery {
-        id: data.next_id,
-        delivered_at: Utc::now(),
-        redelivery: true,
-        status_code: if shared.config.redeliveries_succeed {
-            200
-        } else {
-            502
-        },
-        ..original
-    };
-    if let Some(list) = data.hooks.get_mut(&key) {
-        list.insert(0, attempt);
-    }
-    (
-        StatusCode::ACCEPTED,
-        [("content-type", "application/json; charset=utf-8")],
-        "{}",
-    )
-        .into_response()
 }
