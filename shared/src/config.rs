@@ -477,7 +477,16 @@ impl FileConfig {
     /// # Errors
     /// `line N, column M: reason` when the text is not a valid configuration.
     pub fn parse(text: &str) -> Result<Self, String> {
-        toml::from_str(text).map_err(|e| describe_toml_error(text, &e))
+        let config: Self = toml::from_str(text).map_err(|e| describe_toml_error(text, &e))?;
+        // An empty login or accountId would only fail later, in Jira, one event at a time.
+        for (login, account) in &config.users {
+            if login.trim().is_empty() || account.trim().is_empty() {
+                return Err(format!(
+                    "[users]: {login:?} = {account:?}: a GitHub login maps to a Jira accountId, neither may be empty"
+                ));
+            }
+        }
+        Ok(config)
     }
 }
 
@@ -497,6 +506,15 @@ pub fn describe_toml_error(text: &str, error: &toml::de::Error) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn an_empty_user_mapping_is_refused() {
+        let e = FileConfig::parse("[users]\noctocat = \"\"\n").unwrap_err();
+        assert!(e.contains("[users]") && e.contains("octocat"), "{e}");
+        let ok = FileConfig::parse("[users]\noctocat = \"5b10ac8d82e05b22cc7d4ef5\"\n").unwrap();
+        assert_eq!(ok.users.len(), 1);
+    }
+
     use super::*;
 
     #[test]

@@ -72,10 +72,11 @@ pub fn run(command: ConfigCommand) -> Result<(), Failure> {
                     println!("  route {name}: ignore");
                 } else {
                     println!(
-                        "  route {name}: project {project}, type {}",
+                        "  route {name}: project {project}, type {}{}",
                         rule.issue_type
                             .as_deref()
-                            .unwrap_or(&routing.default_issue_type)
+                            .unwrap_or(&routing.default_issue_type),
+                        switches(rule)
                     );
                 }
             }
@@ -99,6 +100,12 @@ pub fn run(command: ConfigCommand) -> Result<(), Failure> {
                         .unwrap_or(hookbridge_worker::gate::DEFAULT_ROLE)
                 );
             }
+            if !config.users.is_empty() {
+                println!(
+                    "  users: {} GitHub login(s) mapped to Jira accounts",
+                    config.users.len()
+                );
+            }
             for role in &approver_roles {
                 println!("  approvers: {} approve as {:?}", role.field, role.role);
             }
@@ -115,5 +122,37 @@ pub fn run(command: ConfigCommand) -> Result<(), Failure> {
             }
             Ok(())
         }
+    }
+}
+
+/// What a route turns on beyond creating issues, as `; syncs …` (empty when nothing).
+fn switches(rule: &hookbridge_shared::routing::RouteRule) -> String {
+    let mut on: Vec<String> = Vec::new();
+    let flags = [
+        (rule.sync_comments, "comments"),
+        (rule.sync_closure, "closure"),
+        (rule.resolutions.is_some(), "resolutions"),
+        (rule.sync_assignee, "assignees"),
+        (rule.sync_comment_edits, "comment edits"),
+        (rule.sync_pull_requests, "pull requests and pushes"),
+        (rule.sync_from_jira, "Jira → GitHub"),
+    ];
+    on.extend(
+        flags
+            .iter()
+            .filter(|(set, _)| *set)
+            .map(|(_, what)| (*what).to_owned()),
+    );
+    if let Some(deleted) = &rule.on_comment_deleted {
+        on.push(format!("comment deletions ({deleted:?})").to_lowercase());
+    }
+    if !rule.link_projects.is_empty() {
+        let projects: Vec<&str> = rule.link_projects.iter().map(|p| p.as_str()).collect();
+        on.push(format!("links for {}", projects.join(", ")));
+    }
+    if on.is_empty() {
+        String::new()
+    } else {
+        format!("; syncs {}", on.join(", "))
     }
 }

@@ -103,11 +103,17 @@ labels_any = ["bug"]
 project = "API"
 issue_type = "Bug"
 labels = ["backend"]
+sync_comments = true
+sync_pull_requests = true
+sync_from_jira = true
 
 [[routes]]
 name = "docs"
 repositories = ["octo-org/docs"]
 ignore = true
+
+[users]
+octocat = "5b10ac8d82e05b22cc7d4ef5"
 "#,
     )
     .expect("write");
@@ -119,6 +125,11 @@ ignore = true
         text.contains("api bugs"),
         "the summary names the routes: {text}"
     );
+    assert!(
+        text.contains("syncs comments, closure, pull requests and pushes, Jira → GitHub"),
+        "the summary says what each route syncs: {text}"
+    );
+    assert!(text.contains("users: 1 GitHub login"), "{text}");
 
     // An unknown key on line 6.
     let invalid = dir.path().join("invalid.toml");
