@@ -26,6 +26,24 @@ async fn without_a_token_this_machine_sees_every_page_in_html_and_json() {
     let (status, json) = admin.json("/no-such-page").await;
     assert_eq!(status, 404);
     assert_eq!(json["error"], "not_found");
+    // No page can be framed by another site (a hidden frame could trick a click on Purge), and
+    // none runs a script.
+    let response = admin
+        .http
+        .get(format!("{}/dead-letters", admin.base))
+        .send()
+        .await
+        .expect("GET");
+    let headers = response.headers();
+    assert_eq!(headers["x-frame-options"], "DENY");
+    let policy = headers["content-security-policy"]
+        .to_str()
+        .unwrap_or_default();
+    assert!(
+        policy.contains("frame-ancestors 'none'") && policy.contains("script-src 'none'"),
+        "{policy}"
+    );
+    assert_eq!(headers["x-content-type-options"], "nosniff");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
