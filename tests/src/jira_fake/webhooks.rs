@@ -394,24 +394,7 @@ impl JiraFake {
         let issue = data.issues.get_mut(key).expect("no such issue");
         let from = std::mem::replace(&mut issue.status, status.to_owned());
         issue.updated = at;
-        let item = json!({
-            "field": "status",
-            "fieldtype": "jira",
-            "fieldId": "status",
-            "from": status_id(&from),
-            "fromString": from,
-            "to": status_id(status),
-            "toString": status,
-        });
-        let body = payload(
-            "jira:issue_updated",
-            "issue_generic",
-            at,
-            by,
-            webhook_issue(issue, &self.shared.base_url),
-            Some(vec![item]),
-        );
-        WebhookDelivery::new("jira:issue_updated", &body)
+        self.issue_updated(at, by, issue, vec![status_item(&from, status)])
     }
 
     /// `by` edits a field (`description`, or a custom field id); returns the delivery.
@@ -502,22 +485,13 @@ impl JiraFake {
         issue.updated = at;
         let mut items = Vec::new();
         if old_resolution != issue.resolution {
-            items.push(json!({
-                "field": "resolution", "fieldtype": "jira", "fieldId": "resolution",
-                "from": old_resolution.as_ref().map(|_| "10000"), "fromString": old_resolution,
-                "to": issue.resolution.as_ref().map(|_| "10000"), "toString": issue.resolution,
-            }));
+            items.push(resolution_item(
+                old_resolution.as_deref(),
+                issue.resolution.as_deref(),
+            ));
         }
         items.push(status_item(&from, status));
-        let body = payload(
-            "jira:issue_updated",
-            "issue_generic",
-            at,
-            by,
-            webhook_issue(issue, &self.shared.base_url),
-            Some(items),
-        );
-        WebhookDelivery::new("jira:issue_updated", &body)
+        self.issue_updated(at, by, issue, items)
     }
 
     /// The `jira:issue_updated` delivery Jira sends when `by` (the bridge, through the API)
@@ -532,12 +506,21 @@ impl JiraFake {
         let issue = data.issues.get(key).expect("no such issue");
         let mut items = Vec::new();
         if issue.resolution.is_some() {
-            items.push(json!({
-                "field": "resolution", "fieldtype": "jira", "fieldId": "resolution",
-                "from": null, "fromString": null, "to": "10000", "toString": issue.resolution,
-            }));
+            items.push(resolution_item(None, issue.resolution.as_deref()));
         }
         items.push(status_item(from, &issue.status));
+        self.issue_updated(at, by, issue, items)
+    }
+
+    /// The `jira:issue_updated` delivery of `issue` as changed by `by` at `at`, with the
+    /// changelog `items`.
+    fn issue_updated(
+        &self,
+        at: DateTime<Utc>,
+        by: &JiraUser,
+        issue: &FakeIssue,
+        items: Vec<Value>,
+    ) -> WebhookDelivery {
         let body = payload(
             "jira:issue_updated",
             "issue_generic",
@@ -598,6 +581,16 @@ impl JiraFake {
         });
         WebhookDelivery::new("comment_created", &payload)
     }
+}
+
+/// A changelog item of the resolution (`10000`, the id of Jira Cloud's first resolution, stands
+/// in for every one: the bridge reads the names).
+fn resolution_item(from: Option<&str>, to: Option<&str>) -> Value {
+    json!({
+        "field": "resolution", "fieldtype": "jira", "fieldId": "resolution",
+        "from": from.map(|_| "10000"), "fromString": from,
+        "to": to.map(|_| "10000"), "toString": to,
+    })
 }
 
 fn status_item(from: &str, to: &str) -> Value {

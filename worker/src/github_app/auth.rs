@@ -25,13 +25,13 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use pkcs8::der::pem;
 use pkcs8::der::zeroize::Zeroizing;
 use reqwest::StatusCode;
-use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderValue, USER_AGENT};
+use reqwest::header::HeaderValue;
 use ring::signature::{self, RsaKeyPair};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use url::Url;
 
-use super::{API_VERSION, GithubAppError, classify, message, network};
+use super::{GithubAppError, Reply, classify, exchange, message};
 
 /// How far in the past `iat` is set (GitHub's advice against clock drift).
 const IAT_BACKDATE: Duration = Duration::from_secs(60);
@@ -292,19 +292,11 @@ impl InstallationTokens {
             ))
             .map_err(|_| GithubAppError::Other("bad GitHub API URL".into()))?;
         let jwt = self.credentials.jwt(SystemTime::now())?;
-        let response = self
-            .http
-            .post(url)
-            .header(AUTHORIZATION, bearer(&jwt)?)
-            .header(ACCEPT, "application/vnd.github+json")
-            .header("x-github-api-version", API_VERSION)
-            .header(USER_AGENT, super::USER_AGENT)
-            .send()
-            .await
-            .map_err(|e| network(&e))?;
-        let status = response.status();
-        let headers = response.headers().clone();
-        let body = response.text().await.map_err(|e| network(&e))?;
+        let Reply {
+            status,
+            headers,
+            body,
+        } = exchange(&self.http, &jwt, reqwest::Method::POST, url, None).await?;
         if status == StatusCode::UNAUTHORIZED {
             return Err(GithubAppError::Refused(format!(
                 "the App's JWT was refused: {}",

@@ -28,13 +28,12 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use reqwest::header::{ACCEPT, AUTHORIZATION, USER_AGENT};
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 use url::Url;
 
-use super::auth::{AppCredentials, InstallationTokens, bearer};
-use super::{API_VERSION, GithubAppError, classify, message, network};
+use super::auth::{AppCredentials, InstallationTokens};
+use super::{GithubAppError, Reply, classify, exchange, message};
 
 /// How long one request may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
@@ -339,26 +338,13 @@ impl GithubApp {
                 .token(installation_id)
                 .await
                 .map_err(Failed::Error)?;
-            let mut request = self
-                .http
-                .request(method.clone(), url.clone())
-                .header(AUTHORIZATION, bearer(&token).map_err(Failed::Error)?)
-                .header(ACCEPT, "application/vnd.github+json")
-                .header("x-github-api-version", API_VERSION)
-                .header(USER_AGENT, super::USER_AGENT);
-            if let Some(body) = body {
-                request = request.json(body);
-            }
-            let response = request
-                .send()
+            let Reply {
+                status,
+                headers,
+                body: text,
+            } = exchange(&self.http, &token, method.clone(), url.clone(), body)
                 .await
-                .map_err(|e| Failed::Error(network(&e)))?;
-            let status = response.status();
-            let headers = response.headers().clone();
-            let text = response
-                .text()
-                .await
-                .map_err(|e| Failed::Error(network(&e)))?;
+                .map_err(Failed::Error)?;
             if status.is_success() {
                 return Ok(Answer { body: text });
             }

@@ -132,6 +132,48 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     Some(Duration::from_secs(reset.saturating_sub(now).max(1)))
 }
 
+/// What GitHub answered to one request, whatever its status.
+pub(crate) struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: String,
+}
+
+/// Sends one REST request to GitHub as `token` (a JWT or an access token, as a sensitive bearer
+/// header) with what GitHub's REST API asks of every caller — its JSON media type, the API
+/// version, a `User-Agent` — and `body` as JSON when given. Every hookbridge call to GitHub goes
+/// through here; what a status means is the caller's to decide.
+///
+/// # Errors
+/// [`GithubAppError`] when the token cannot be a header or no answer came (transient).
+pub(crate) async fn exchange(
+    http: &reqwest::Client,
+    token: &secrecy::SecretString,
+    method: reqwest::Method,
+    url: url::Url,
+    body: Option<&serde_json::Value>,
+) -> Result<Reply, GithubAppError> {
+    use reqwest::header::{ACCEPT, AUTHORIZATION, USER_AGENT as USER_AGENT_HEADER};
+    let mut request = http
+        .request(method, url)
+        .header(AUTHORIZATION, auth::bearer(token)?)
+        .header(ACCEPT, "application/vnd.github+json")
+        .header("x-github-api-version", API_VERSION)
+        .header(USER_AGENT_HEADER, USER_AGENT);
+    if let Some(body) = body {
+        request = request.json(body);
+    }
+    let response = request.send().await.map_err(|e| network(&e))?;
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = response.text().await.map_err(|e| network(&e))?;
+    Ok(Reply {
+        status,
+        headers,
+        body,
+    })
+}
+
 /// A network failure, without the URL (short; the caller knows what it called).
 pub(crate) fn network(error: &reqwest::Error) -> GithubAppError {
     let kind = if error.is_timeout() {

@@ -20,16 +20,15 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderMap, LINK, USER_AGENT};
+use reqwest::header::{HeaderMap, LINK};
 use reqwest::{Method, StatusCode};
 use secrecy::SecretString;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use url::Url;
 
-use crate::github_app::auth::bearer;
 use crate::github_app::{
-    API_VERSION, AppCredentials, GithubAppError, InstallationTokens, classify, message, network,
+    AppCredentials, GithubAppError, InstallationTokens, Reply, classify, exchange, message,
 };
 
 /// How long one request may take.
@@ -460,26 +459,13 @@ impl GithubIssues {
         url: Url,
         body: Option<&Value>,
     ) -> Result<(HeaderMap, String), Failed> {
-        let mut request = self
-            .http
-            .request(method, url)
-            .header(AUTHORIZATION, bearer(token).map_err(Failed::Error)?)
-            .header(ACCEPT, "application/vnd.github+json")
-            .header("x-github-api-version", API_VERSION)
-            .header(USER_AGENT, crate::github_app::USER_AGENT);
-        if let Some(body) = body {
-            request = request.json(body);
-        }
-        let response = request
-            .send()
+        let Reply {
+            status,
+            headers,
+            body: text,
+        } = exchange(&self.http, token, method, url, body)
             .await
-            .map_err(|e| Failed::Error(network(&e)))?;
-        let status = response.status();
-        let headers = response.headers().clone();
-        let text = response
-            .text()
-            .await
-            .map_err(|e| Failed::Error(network(&e)))?;
+            .map_err(Failed::Error)?;
         if status.is_success() {
             return Ok((headers, text));
         }
