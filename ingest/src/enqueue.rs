@@ -130,11 +130,8 @@ impl Enqueuer {
         let (Some(cap), Queue::Embedded(embedded)) = (self.inner.spool_cap.get(), spool) else {
             return false;
         };
-        // The database and its write-ahead log together.
-        let size = |path: &std::path::Path| std::fs::metadata(path).map_or(0, |m| m.len());
-        let db = embedded.path();
-        let wal = db.with_extension("db-wal");
-        size(db) + size(&wal) >= *cap
+        // The database, its write-ahead log and its inbox files together.
+        embedded.disk_bytes() >= *cap
     }
 
     /// Encodes the envelope (claim-checking an oversize payload) and stores it durably.

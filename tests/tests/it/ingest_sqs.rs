@@ -553,7 +553,7 @@ async fn old_claims_are_collected() {
 }
 
 /// The spool is bounded (`HOOKBRIDGE_SPOOL_MAX_MB`): while SQS is gone, events are spooled until
-/// the file reaches the cap, and only then answered 503 (GitHub must be told to redeliver).
+/// its files reach the cap, and only then answered 503 (GitHub must be told to redeliver).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_spool_answers_503() {
     let client = sqs().await;
@@ -570,7 +570,7 @@ async fn a_full_spool_answers_503() {
     let mut spooled = 0;
     let mut refused = None;
     for n in 1..=12 {
-        // Incompressible, so that the spool's file grows by what it is sent.
+        // Incompressible, so that the spool's files grow by what they are sent.
         let payload =
             incompressible_opened_payload(&GithubIssue::new("octo-org/api", n), 200 * 1024);
         let delivery = Delivery::github_raw("issues", payload).signed(SECRET);
@@ -595,8 +595,8 @@ async fn a_full_spool_answers_503() {
             other => panic!("{other}: {body}"),
         }
     }
-    // The file holds each event about twice for a while (the database and its write-ahead log),
-    // so a 1 MiB cap takes two or three 200 KiB events.
+    // The spool's inbox holds each event once (its database only a small row), so a 1 MiB cap
+    // takes about five 200 KiB events.
     assert!(
         spooled >= 1,
         "events were spooled before the cap: {spooled}"

@@ -151,11 +151,11 @@ mod tests {
         let dead = queue.dead_letter_by_id("d-old").await.unwrap();
         assert_eq!(dead.body, Bytes::from(old_body));
         assert_eq!(dead.last_error.as_deref(), Some("boom"));
-        // The new message really is compressed on disk.
+        // The new message really is compressed on disk (in its inbox record).
         let conn = rusqlite::Connection::open(&path).unwrap();
         let (codec, stored): (i64, i64) = conn
             .query_row(
-                "SELECT codec, length(body) FROM messages WHERE id != 'm-old'",
+                "SELECT codec, inbox_len FROM messages WHERE id != 'm-old'",
                 [],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )

@@ -7,7 +7,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
-use super::{EmbeddedQueue, codec, now_ms, split_handle, to_time, unavailable};
+use super::{EmbeddedQueue, codec, now_ms, rows, split_handle, to_time, unavailable};
 use crate::queue::{DeadLetter, Progress, QueueDepth, QueueError, Received, Redriven};
 
 /// Dead letters moved back per transaction by `redrive_all`.
@@ -62,29 +62,24 @@ impl EmbeddedQueue {
         let (id, receipt) = split_handle(&message.handle)?;
         let reason = reason.to_owned();
         let moved = self
-            .with_conn(move |conn, _| {
+            .with_conn(move |conn, inner| {
                 let tx = conn
                     .transaction_with_behavior(TransactionBehavior::Immediate)
                     .map_err(unavailable)?;
-                let moved = tx
-                    .execute(
-                        "INSERT OR REPLACE INTO dead_letters
-                             (id, body, codec, sent_at, receive_count, dead_at, last_error)
-                         SELECT id, body, codec, sent_at, receive_count, ?1, ?2
-                         FROM messages WHERE id = ?3 AND receipt = ?4",
-                        params![now_ms(), reason, id, receipt],
-                    )
-                    .map_err(unavailable)?;
-                tx.execute(
-                    "DELETE FROM messages WHERE id = ?1 AND receipt = ?2",
-                    params![id, receipt],
-                )
-                .map_err(unavailable)?;
+                let mut files = rows::OpenFiles::new(&inner.inbox_dir);
+                let moved = rows::bury(
+                    &tx,
+                    &mut files,
+                    &id,
+                    Some(&receipt),
+                    Some(&reason),
+                    now_ms(),
+                )?;
                 tx.commit().map_err(unavailable)?;
                 Ok(moved)
             })
             .await?;
-        if moved == 0 {
+        if !moved {
             return Err(QueueError::Rejected(
                 "receipt is no longer current (message deleted or received again)".into(),
             ));
@@ -218,7 +213,8 @@ impl EmbeddedQueue {
 
     /// See [`crate::queue::Queue::depth`].
     pub async fn queue_depth(&self) -> Result<QueueDepth, QueueError> {
-        self.with_conn(|conn, _| {
+        self.with_conn(|conn, inner| {
+            inner.import(conn)?;
             let now = now_ms();
             let count = |sql: &str| -> Result<u64, QueueError> {
                 conn.query_row(sql, params![now], |r| r.get::<_, i64>(0))

@@ -1,20 +1,24 @@
-//! The embedded durable queue: SQLite in WAL mode with `synchronous=FULL`, in one file that the
-//! ingest and any number of worker processes on the same machine open at once.
+//! The embedded durable queue, in one directory that the ingest and any number of worker
+//! processes on the same machine open at once:
 //!
-//! Why SQLite: it is a proven storage engine whose transactions survive `kill -9` of any process
-//! (and, with `synchronous=FULL`, power loss), and its file locking makes several processes safe
-//! without a broker. Sends go through one writer thread per process that commits everything waiting
-//! in one transaction (group commit), so the cost of an fsync is shared by all concurrent requests.
-//! Copying the write-ahead log back into the database file (a checkpoint, with fsyncs of its own) is
-//! kept off that path: every connection has automatic checkpoints off, and a checkpointer thread
-//! per process does it every 200 ms (passive: it never blocks a writer), on the
-//! second core while the writer waits for its fsync.
-//! Message ids are UUIDv7, time-ordered, so the unique index on them grows at its end. Bodies are
-//! LZ4-compressed on the sender's thread before they reach the writer ([`codec`]).
+//! - **Sends** land in append-only inbox files, one per open queue, written by one writer thread
+//!   per process that appends everything waiting with one `write` and one `fdatasync` (group
+//!   commit), so the cost of an fsync is shared by all concurrent requests and each body is
+//!   written once ([`inbox`], [`writer`]). Bodies are LZ4-compressed on the sender's thread before
+//!   they reach the writer ([`codec`]).
+//! - **Queue state** is SQLite in WAL mode with `synchronous=FULL`: a proven storage engine whose
+//!   transactions survive `kill -9` of any process (and power loss), and whose file locking makes
+//!   several processes safe without a broker. Consumers take new inbox records into its
+//!   `messages` table by reference, exactly once ([`import`]), and read the bytes back from the
+//!   inbox when they receive a message ([`rows`]). A checkpointer thread keeps its log short
+//!   ([`checkpoints`]).
+//!
+//! Message ids are UUIDv7, time-ordered, so the unique index on them grows at its end.
 //!
 //! Semantics mirror SQS: receiving makes a message invisible for the visibility timeout and
 //! increments its receive count; a message that was already received `max_receive_count` times is
-//! moved to the `dead_letters` table instead of being handed out again.
+//! moved to the `dead_letters` table instead of being handed out again (with its body copied
+//! into the row, so that no inbox file is kept for a dead letter).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,18 +31,25 @@ use chrono::{DateTime, TimeZone, Utc};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use tokio::sync::{Notify, oneshot};
 
+mod checkpoints;
 mod codec;
 mod dead_letters;
+mod import;
+mod inbox;
+mod rows;
 mod writer;
 
-use writer::{WriteJob, checkpointer, group_commit_writer};
+#[cfg(test)]
+mod inbox_tests;
+
+use writer::{WriteJob, group_commit_writer};
 
 use super::{QueueError, ReceiptHandle, ReceiveOptions, Received};
 
-/// The page size of a new queue file. Larger than SQLite's 4 KiB so that a group commit writes
-/// fewer, larger log frames (two system calls each) and a compressed webhook fits in one page;
-/// not larger still, because every receive and delete rewrites whole pages into the log (64 KiB
-/// pages measured no faster for the ingest and slower for consumers; README, "Performance").
+/// The page size of a new queue file. Chosen (over SQLite's 4 KiB, and 64 KiB) when bodies were
+/// stored in the database: a compressed webhook fitted in one page. Bodies are in the inbox files
+/// now and rows are small; kept, since the consumer benchmark measured faster than before with it
+/// (README, "Benchmarks").
 const PAGE_SIZE: i64 = 16 * 1024;
 
 /// How an embedded queue is opened.
@@ -51,6 +62,9 @@ pub struct EmbeddedOptions {
     /// How often a long poll looks for messages sent by other processes (sends from this process
     /// wake it at once).
     pub poll_interval: Duration,
+    /// How large this process's inbox file grows before it starts a new one; consumed files are
+    /// removed once a newer one has taken over ([`inbox`]).
+    pub inbox_file_bytes: u64,
 }
 
 impl EmbeddedOptions {
@@ -60,6 +74,7 @@ impl EmbeddedOptions {
             path: dir.join(file),
             max_receive_count: 5,
             poll_interval: Duration::from_millis(50),
+            inbox_file_bytes: inbox::DEFAULT_FILE_BYTES,
         }
     }
 }
@@ -75,6 +90,33 @@ struct Inner {
     poll_interval: Duration,
     /// Group commits made by this process (for metrics and the benchmark).
     commits: Arc<AtomicU64>,
+    /// Where this queue's inbox files are ([`inbox`]).
+    inbox_dir: PathBuf,
+    /// When this process next looks for inbox files to seal or remove (ms since the epoch).
+    next_sweep: AtomicU64,
+}
+
+impl Inner {
+    /// Takes what the inbox holds into `messages`, for a reader that must see every message sent.
+    fn import(&self, conn: &mut Connection) -> Result<(), QueueError> {
+        import::run_alone(conn, &self.inbox_dir, self.sweep_due())
+    }
+
+    /// Whether this pass should also sweep the inbox (at most every [`import::SWEEP_INTERVAL`]).
+    fn sweep_due(&self) -> bool {
+        let now = now_ms() as u64;
+        let due = self.next_sweep.load(Ordering::Relaxed);
+        now >= due
+            && self
+                .next_sweep
+                .compare_exchange(
+                    due,
+                    now + import::SWEEP_INTERVAL.as_millis() as u64,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+    }
 }
 
 /// A durable SQLite-backed queue; cheap to clone.
@@ -129,9 +171,18 @@ CREATE TABLE IF NOT EXISTS messages (
     receive_count INTEGER NOT NULL DEFAULT 0,
     receipt TEXT,
     last_error TEXT,
-    codec INTEGER NOT NULL DEFAULT 0
+    codec INTEGER NOT NULL DEFAULT 0,
+    inbox_file INTEGER,
+    inbox_offset INTEGER,
+    inbox_len INTEGER
 );
 CREATE INDEX IF NOT EXISTS messages_by_visibility ON messages (visible_at, seq);
+CREATE TABLE IF NOT EXISTS inbox_files (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL UNIQUE,
+    imported_to INTEGER NOT NULL,
+    sealed INTEGER NOT NULL DEFAULT 0
+);
 CREATE TABLE IF NOT EXISTS dead_letters (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     id TEXT NOT NULL UNIQUE,
@@ -145,28 +196,41 @@ CREATE TABLE IF NOT EXISTS dead_letters (
 ";
 
 /// Brings a queue file written by an earlier version up to [`SCHEMA`]: files from before
-/// compression lack the `codec` columns, and every row in them is raw (the column's default).
-/// One transaction, so that processes opening the file at once do it once.
+/// compression lack the `codec` columns, and every row in them is raw (the column's default);
+/// files from before the inbox lack the `inbox_*` columns, and every row in them keeps its body
+/// in the row (the columns' default, NULL). One transaction, so that processes opening the file
+/// at once do it once; then the index on the new column.
 fn upgrade(conn: &mut Connection) -> Result<(), QueueError> {
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(unavailable)?;
-    for table in ["messages", "dead_letters"] {
-        let has_codec: bool = tx
+    let columns = [
+        ("messages", "codec", "INTEGER NOT NULL DEFAULT 0"),
+        ("dead_letters", "codec", "INTEGER NOT NULL DEFAULT 0"),
+        ("messages", "inbox_file", "INTEGER"),
+        ("messages", "inbox_offset", "INTEGER"),
+        ("messages", "inbox_len", "INTEGER"),
+    ];
+    for (table, column, kind) in columns {
+        let present: bool = tx
             .query_row(
-                &format!("SELECT count(*) FROM pragma_table_info('{table}') WHERE name = 'codec'"),
-                [],
+                &format!("SELECT count(*) FROM pragma_table_info('{table}') WHERE name = ?1"),
+                [column],
                 |r| r.get::<_, i64>(0),
             )
             .map_err(unavailable)?
             > 0;
-        if !has_codec {
-            tx.execute_batch(&format!(
-                "ALTER TABLE {table} ADD COLUMN codec INTEGER NOT NULL DEFAULT 0"
-            ))
-            .map_err(unavailable)?;
+        if !present {
+            tx.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {kind}"))
+                .map_err(unavailable)?;
         }
     }
+    // Partial: rows of older files (and redriven ones) keep their body and stay out of it.
+    tx.execute_batch(
+        "CREATE INDEX IF NOT EXISTS messages_by_inbox_file ON messages (inbox_file)
+         WHERE inbox_file IS NOT NULL",
+    )
+    .map_err(unavailable)?;
     tx.commit().map_err(unavailable)
 }
 
@@ -183,32 +247,27 @@ impl EmbeddedQueue {
         let mut conn = open_connection(&options.path)?;
         conn.execute_batch(SCHEMA).map_err(unavailable)?;
         upgrade(&mut conn)?;
-        let writer_conn = open_connection(&options.path)?;
+        let inbox_dir = inbox::dir_of(&options.path);
+        let inbox_writer = inbox::InboxWriter::new(inbox_dir.clone(), options.inbox_file_bytes);
         let notify = Arc::new(Notify::new());
         let (tx, rx) = std_mpsc::channel();
         let writer_notify = notify.clone();
         let commits = Arc::new(AtomicU64::new(0));
         let writer_commits = commits.clone();
-        // Held while this process checkpoints (see `checkpointer`).
-        let checkpointing = Arc::new(Mutex::new(()));
-        let writer_checkpointing = checkpointing.clone();
         std::thread::Builder::new()
             .name("hookbridge-queue-writer".into())
             .spawn(move || {
-                group_commit_writer(
-                    writer_conn,
-                    rx,
-                    writer_notify,
-                    writer_commits,
-                    &writer_checkpointing,
-                );
+                group_commit_writer(inbox_writer, rx, writer_notify, writer_commits);
             })
             .map_err(unavailable)?;
         let checkpoint_conn = open_connection(&options.path)?;
         let (stop_checkpoints, checkpoints_stopped) = std_mpsc::sync_channel(0);
+        let checkpoint_path = options.path.clone();
         std::thread::Builder::new()
             .name("hookbridge-queue-checkpointer".into())
-            .spawn(move || checkpointer(checkpoint_conn, checkpoints_stopped, &checkpointing))
+            .spawn(move || {
+                checkpoints::checkpointer(checkpoint_conn, &checkpoint_path, checkpoints_stopped)
+            })
             .map_err(unavailable)?;
         Ok(Self {
             inner: Arc::new(Inner {
@@ -220,12 +279,29 @@ impl EmbeddedQueue {
                 max_receive_count: options.max_receive_count.max(1),
                 poll_interval: options.poll_interval,
                 commits,
+                inbox_dir,
+                next_sweep: AtomicU64::new(0),
             }),
         })
     }
 
     pub fn path(&self) -> &Path {
         &self.inner.path
+    }
+
+    /// Bytes the queue takes on disk: its database, write-ahead log and inbox files.
+    pub fn disk_bytes(&self) -> u64 {
+        let size = |path: &Path| std::fs::metadata(path).map_or(0, |m| m.len());
+        let mut wal = self.inner.path.as_os_str().to_owned();
+        wal.push("-wal");
+        let inbox = std::fs::read_dir(&self.inner.inbox_dir).map_or(0, |entries| {
+            entries
+                .flatten()
+                .filter_map(|e| e.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        });
+        size(&self.inner.path) + size(Path::new(&wal)) + inbox
     }
 
     /// The bytes `body` takes in the queue: all of them, as they are.
@@ -282,7 +358,7 @@ impl EmbeddedQueue {
             tokio::pin!(notified);
             notified.as_mut().enable();
             let got = self
-                .with_conn(move |conn, inner| receive_now(conn, inner.max_receive_count, opts))
+                .with_conn(move |conn, inner| receive_now(conn, inner, opts))
                 .await?;
             let now = tokio::time::Instant::now();
             if !got.is_empty() || now >= deadline {
@@ -379,7 +455,8 @@ impl EmbeddedQueue {
     /// # Errors
     /// [`QueueError::Unavailable`] when the database cannot be read.
     pub async fn depth(&self) -> Result<u64, QueueError> {
-        self.with_conn(|conn, _| {
+        self.with_conn(|conn, inner| {
+            inner.import(conn)?;
             conn.query_row("SELECT count(*) FROM messages", [], |r| r.get::<_, i64>(0))
                 .map(|n| n as u64)
                 .map_err(unavailable)
@@ -396,42 +473,52 @@ fn split_handle(handle: &ReceiptHandle) -> Result<(String, String), QueueError> 
         .ok_or_else(|| QueueError::Rejected("malformed receipt handle".into()))
 }
 
-/// One receive attempt without waiting. Takes the write lock only when something is visible.
+/// One receive attempt without waiting: takes what the inbox holds first, then hands out what
+/// is visible. Takes the write lock only when there is something to take or hand out.
 fn receive_now(
     conn: &mut Connection,
-    max_receive_count: u32,
+    inner: &Inner,
     opts: ReceiveOptions,
 ) -> Result<Vec<Received>, QueueError> {
-    let now = now_ms();
-    let any_visible: Option<i64> = conn
-        .query_row(
-            "SELECT seq FROM messages WHERE visible_at <= ?1 LIMIT 1",
-            params![now],
-            |r| r.get(0),
-        )
-        .optional()
-        .map_err(unavailable)?;
-    if any_visible.is_none() {
-        return Ok(Vec::new());
+    let sweep = inner.sweep_due();
+    let importing = sweep || import::pending(conn, &inner.inbox_dir)?;
+    if !importing {
+        let any_visible: Option<i64> = conn
+            .query_row(
+                "SELECT seq FROM messages WHERE visible_at <= ?1 LIMIT 1",
+                params![now_ms()],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(unavailable)?;
+        if any_visible.is_none() {
+            return Ok(Vec::new());
+        }
     }
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(unavailable)?;
+    if importing {
+        import::run(&tx, &inner.inbox_dir, sweep)?;
+    }
+    let mut files = rows::OpenFiles::new(&inner.inbox_dir);
     let now = now_ms();
     let visible_at = now + opts.visibility.as_millis() as i64;
     let want = opts.max_messages.max(1);
     let mut out = Vec::with_capacity(want);
     loop {
-        let candidates: Vec<(String, Vec<u8>, i64, i64, u32)> = {
+        let candidates: Vec<rows::MessageRow> = {
             let mut stmt = tx
-                .prepare_cached(
-                    "SELECT id, body, codec, sent_at, receive_count FROM messages
-                     WHERE visible_at <= ?1 ORDER BY visible_at, seq LIMIT ?2",
-                )
+                .prepare_cached(&format!(
+                    "SELECT {} FROM {} WHERE m.visible_at <= ?1 ORDER BY m.visible_at, m.seq LIMIT ?2",
+                    rows::COLUMNS,
+                    rows::FROM
+                ))
                 .map_err(unavailable)?;
-            stmt.query_map(params![now, (want - out.len()) as i64], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-            })
+            stmt.query_map(
+                params![now, (want - out.len()) as i64],
+                rows::MessageRow::read,
+            )
             .map_err(unavailable)?
             .collect::<Result<_, _>>()
             .map_err(unavailable)?
@@ -439,36 +526,20 @@ fn receive_now(
         if candidates.is_empty() {
             break;
         }
-        for (id, body, codec, sent_at, receive_count) in candidates {
-            if receive_count >= max_receive_count {
-                tx.execute(
-                    "INSERT OR REPLACE INTO dead_letters
-                         (id, body, codec, sent_at, receive_count, dead_at, last_error)
-                     SELECT id, body, codec, sent_at, receive_count, ?1,
-                            coalesce(last_error, 'received ' || receive_count || ' times without being deleted')
-                     FROM messages WHERE id = ?2",
-                    params![now, id],
-                )
-                .map_err(unavailable)?;
-                tx.execute("DELETE FROM messages WHERE id = ?1", params![id])
-                    .map_err(unavailable)?;
+        for mut row in candidates {
+            if row.receive_count >= inner.max_receive_count {
+                rows::bury(&tx, &mut files, &row.id, None, None, now)?;
                 continue;
             }
             // A body that cannot be read back is dead-lettered as it is, with the reason, rather
             // than offered to consumers or left to block the queue.
-            let body = match codec::unpack(codec, body) {
+            let body = row
+                .stored_body(&mut files)
+                .and_then(|stored| codec::unpack(row.codec, stored).map_err(|e| e.to_string()));
+            let body = match body {
                 Ok(body) => body,
                 Err(e) => {
-                    tx.execute(
-                        "INSERT OR REPLACE INTO dead_letters
-                             (id, body, codec, sent_at, receive_count, dead_at, last_error)
-                         SELECT id, body, codec, sent_at, receive_count, ?1, ?2
-                         FROM messages WHERE id = ?3",
-                        params![now, e.to_string(), id],
-                    )
-                    .map_err(unavailable)?;
-                    tx.execute("DELETE FROM messages WHERE id = ?1", params![id])
-                        .map_err(unavailable)?;
+                    rows::bury(&tx, &mut files, &row.id, None, Some(&e), now)?;
                     continue;
                 }
             };
@@ -476,15 +547,15 @@ fn receive_now(
             tx.execute(
                 "UPDATE messages SET visible_at = ?1, receive_count = receive_count + 1, receipt = ?2
                  WHERE id = ?3",
-                params![visible_at, receipt, id],
+                params![visible_at, receipt, row.id],
             )
             .map_err(unavailable)?;
             out.push(Received {
-                handle: ReceiptHandle(format!("{id}/{receipt}")),
-                id,
+                handle: ReceiptHandle(format!("{}/{receipt}", row.id)),
+                receive_count: row.receive_count + 1,
+                sent_at: to_time(row.sent_at),
+                id: row.id,
                 body,
-                receive_count: receive_count + 1,
-                sent_at: to_time(sent_at),
             });
         }
         if out.len() >= want {

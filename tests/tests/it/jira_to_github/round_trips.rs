@@ -134,10 +134,16 @@ async fn the_round_trip_through_hookbridge_run_never_echoes() {
     };
     let (_, request) = post_github("issues", &issue.event("opened"));
     assert_eq!(request.send().await.expect("post").status(), 202);
+    // The twin with its remote link (created by a second Jira call, after the issue).
     eventually("the Jira twin", Duration::from_secs(30), || async {
-        jira.issues().len() == 1
+        jira.issues().iter().any(|i| {
+            i.remote_links
+                .iter()
+                .any(|(_, link, _)| *link == issue.html_url())
+        })
     })
     .await;
+    assert_eq!(jira.issues().len(), 1);
     let key = twin(&jira, &issue).key;
     let jira_url = format!("{url}/webhooks/jira");
     for delivery in [

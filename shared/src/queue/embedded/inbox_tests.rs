@@ -1,0 +1,200 @@
+//! The inbox under the failures it is built for: a writer killed mid-record, files changing hands
+//! between processes, consumed files removed (and live ones never), damaged bytes.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use super::{EmbeddedOptions, EmbeddedQueue, inbox};
+use crate::queue::ReceiveOptions;
+
+fn options(dir: &Path) -> EmbeddedOptions {
+    EmbeddedOptions::in_dir(dir, "queue.db")
+}
+
+fn inbox_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(inbox::dir_of(&dir.join("queue.db")))
+        .map(|entries| entries.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    files.retain(|p| p.extension().is_some_and(|e| e == "ibx"));
+    files.sort();
+    files
+}
+
+fn body(n: usize) -> Bytes {
+    Bytes::from(format!(
+        "{{\"n\":{n},\"url\":\"https://api.github.com/repos/acme/payments/issues/{n}\",\"text\":\"{}\"}}",
+        "words and more words ".repeat(60)
+    ))
+}
+
+/// Receives and deletes everything visible; returns the bodies in the order received.
+async fn drain(queue: &EmbeddedQueue) -> Vec<Bytes> {
+    let mut bodies = Vec::new();
+    loop {
+        let got = queue
+            .receive(ReceiveOptions {
+                max_messages: 10,
+                wait: Duration::ZERO,
+                visibility: Duration::from_secs(30),
+            })
+            .await
+            .expect("receive");
+        if got.is_empty() {
+            return bodies;
+        }
+        for message in got {
+            queue.delete(&message.handle).await.expect("delete");
+            bodies.push(message.body);
+        }
+    }
+}
+
+/// Polls `check` (each poll also lets the queue sweep its inbox) until it holds.
+async fn eventually(queue: &EmbeddedQueue, what: &str, check: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !check() {
+        assert!(Instant::now() < deadline, "{what}: not within 10 s");
+        drain(queue).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn what_one_process_sends_another_receives_once_and_consumed_files_are_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let sender = EmbeddedQueue::open(options(dir.path())).unwrap();
+    let sent: Vec<Bytes> = (0..50).map(body).collect();
+    for b in &sent {
+        sender.send(b.clone()).await.unwrap();
+    }
+    assert_eq!(inbox_files(dir.path()).len(), 1);
+    let consumer = EmbeddedQueue::open(options(dir.path())).unwrap();
+    assert_eq!(consumer.depth().await.unwrap(), 50);
+    let mut received = drain(&consumer).await;
+    received.sort();
+    let mut expected = sent.clone();
+    expected.sort();
+    assert_eq!(received, expected);
+    // The sender is still open: its file may still grow, and stays.
+    drain(&consumer).await;
+    assert_eq!(inbox_files(dir.path()).len(), 1);
+    drop(sender);
+    eventually(
+        &consumer,
+        "the consumed, sealed inbox file is removed",
+        || inbox_files(dir.path()).is_empty(),
+    )
+    .await;
+    assert!(drain(&consumer).await.is_empty(), "nothing delivered twice");
+}
+
+#[tokio::test]
+async fn a_full_inbox_file_is_followed_by_a_new_one_and_removed_once_consumed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = options(dir.path());
+    opts.inbox_file_bytes = 512;
+    let queue = EmbeddedQueue::open(opts).unwrap();
+    for n in 0..40 {
+        queue.send(body(n)).await.unwrap();
+    }
+    assert!(
+        inbox_files(dir.path()).len() > 2,
+        "{:?}",
+        inbox_files(dir.path())
+    );
+    assert_eq!(drain(&queue).await.len(), 40);
+    // Every file but the one still being written goes; the queue keeps working.
+    eventually(&queue, "consumed full files are removed", || {
+        inbox_files(dir.path()).len() == 1
+    })
+    .await;
+    queue.send(body(99)).await.unwrap();
+    assert_eq!(drain(&queue).await, vec![body(99)]);
+}
+
+/// A writer killed in the middle of a record (never acknowledged: the answer waits for the
+/// fsync) leaves a partial record at the end of its file. Everything before it is delivered, the
+/// partial record never is, and the file is removed once consumed.
+#[tokio::test]
+async fn a_record_cut_short_by_a_crash_ends_its_file_and_is_never_delivered() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let sender = EmbeddedQueue::open(options(dir.path())).unwrap();
+        for n in 0..5 {
+            sender.send(body(n)).await.unwrap();
+        }
+    }
+    let file = inbox_files(dir.path()).pop().expect("an inbox file");
+    let whole = std::fs::read(&file).unwrap();
+    // The start of a copy of the last record: its head and half its body.
+    let last_record = 8 + u32::from_le_bytes(whole[16..20].try_into().unwrap()) as usize;
+    let torn = &whole[whole.len() - last_record..whole.len() - last_record / 2];
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&file)
+        .unwrap()
+        .write_all(torn)
+        .unwrap();
+    let consumer = EmbeddedQueue::open(options(dir.path())).unwrap();
+    let mut received = drain(&consumer).await;
+    received.sort();
+    let mut expected: Vec<Bytes> = (0..5).map(body).collect();
+    expected.sort();
+    assert_eq!(received, expected);
+    eventually(&consumer, "the torn file is removed once consumed", || {
+        inbox_files(dir.path()).is_empty()
+    })
+    .await;
+}
+
+/// Bytes changed on disk under an imported record: the message is dead-lettered with the reason
+/// rather than handed out wrong or left to block the queue.
+#[tokio::test]
+async fn a_damaged_record_is_dead_lettered_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let queue = EmbeddedQueue::open(options(dir.path())).unwrap();
+    let id = queue.send(body(1)).await.unwrap();
+    queue.send(body(2)).await.unwrap();
+    assert_eq!(queue.depth().await.unwrap(), 2, "both imported");
+    let file = inbox_files(dir.path()).pop().expect("an inbox file");
+    let mut bytes = std::fs::read(&file).unwrap();
+    // A byte in the middle of the first record's body.
+    bytes[inbox::MAGIC.len() + inbox::RECORD_HEAD + 100] ^= 0xff;
+    std::fs::write(&file, bytes).unwrap();
+    assert_eq!(drain(&queue).await, vec![body(2)]);
+    let dead = queue.dead_letter_by_id(&id).await.unwrap();
+    let reason = dead.last_error.unwrap_or_default();
+    assert!(reason.contains("damaged"), "{reason}");
+    assert!(dead.body.is_empty());
+}
+
+/// A dead letter keeps its body in its row: the inbox file it came from can go, and a redrive
+/// still delivers the body.
+#[tokio::test]
+async fn dead_letters_outlive_their_inbox_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = options(dir.path());
+    opts.max_receive_count = 1;
+    let queue = EmbeddedQueue::open(opts.clone()).unwrap();
+    let id = queue.send(body(7)).await.unwrap();
+    drop(queue);
+    let queue = EmbeddedQueue::open(opts).unwrap();
+    let receive = ReceiveOptions {
+        max_messages: 1,
+        wait: Duration::ZERO,
+        visibility: Duration::ZERO,
+    };
+    assert_eq!(queue.receive(receive).await.unwrap().len(), 1);
+    // Received once, not deleted: the next receive moves it to the dead letters.
+    assert!(queue.receive(receive).await.unwrap().is_empty());
+    eventually(&queue, "the sealed file is removed", || {
+        inbox_files(dir.path()).is_empty()
+    })
+    .await;
+    assert_eq!(queue.dead_letter_by_id(&id).await.unwrap().body, body(7));
+    queue.redrive(&id).await.unwrap();
+    assert_eq!(queue.receive(receive).await.unwrap()[0].body, body(7));
+}
