@@ -39,8 +39,15 @@ struct OnDisk {
 struct Known {
     id: i64,
     imported_to: u64,
+    /// Sealed or unreadable: never read again.
     sealed: bool,
 }
+
+/// `inbox_files.sealed`: still written to; complete (removed once consumed); or not an inbox file
+/// this version can read (a newer format, say): never read, never removed.
+const LIVE: i64 = 0;
+const SEALED: i64 = 1;
+const UNREADABLE: i64 = 2;
 
 fn io_error(what: &str, path: &Path, e: &io::Error) -> QueueError {
     unavailable(format!("{what} {}: {e}", path.display()))
@@ -85,7 +92,7 @@ fn known(conn: &Connection) -> Result<HashMap<String, Known>, QueueError> {
                 Known {
                     id: r.get(1)?,
                     imported_to: r.get::<_, i64>(2)? as u64,
-                    sealed: r.get(3)?,
+                    sealed: r.get::<_, i64>(3)? != LIVE,
                 },
             ))
         })
@@ -159,10 +166,11 @@ fn take(
     let (records, end) = match inbox::scan(&file, from) {
         Ok(found) => found,
         Err(e) if e.kind() == io::ErrorKind::InvalidData => {
-            tracing::error!(file = %path.display(), error = %e, "not an inbox file: left alone");
+            tracing::error!(file = %path.display(), error = %e,
+                "not an inbox file this version can read: left alone (written by a newer hookbridge?)");
             tx.execute(
-                "UPDATE inbox_files SET sealed = 1 WHERE id = ?1",
-                params![id],
+                "UPDATE inbox_files SET sealed = ?1 WHERE id = ?2",
+                params![UNREADABLE, id],
             )
             .map_err(unavailable)?;
             return Ok(0);
@@ -174,10 +182,14 @@ fn take(
         tracing::warn!(file = %path.display(), offset = end,
             "an inbox file ends in an incomplete record (its writer stopped while writing it; it was never acknowledged)");
     }
+    if entry.is_some() && records.is_empty() && end == from && !sealed {
+        // Nothing new (a sweep's look at a live file): no write, so an idle queue writes nothing.
+        return Ok(0);
+    }
     insert(tx, id, &records)?;
     tx.execute(
         "UPDATE inbox_files SET imported_to = ?1, sealed = ?2 WHERE id = ?3",
-        params![end as i64, sealed, id],
+        params![end as i64, if sealed { SEALED } else { LIVE }, id],
     )
     .map_err(unavailable)?;
     Ok(records.len())
@@ -222,7 +234,7 @@ fn remove_consumed(
     let mut unlinked = false;
     for (name, k) in known {
         // Sealed in an earlier pass or in this one (`take` may just have found its writer gone).
-        let sealed: bool = tx
+        let state: i64 = tx
             .query_row(
                 "SELECT sealed FROM inbox_files WHERE id = ?1",
                 params![k.id],
@@ -230,9 +242,9 @@ fn remove_consumed(
             )
             .optional()
             .map_err(unavailable)?
-            .unwrap_or(false);
+            .unwrap_or(LIVE);
         let gone = !present.contains(name.as_str());
-        if !sealed && !gone {
+        if state != SEALED && !gone {
             continue;
         }
         let used = in_use

@@ -198,3 +198,22 @@ async fn dead_letters_outlive_their_inbox_file() {
     queue.redrive(&id).await.unwrap();
     assert_eq!(queue.receive(receive).await.unwrap()[0].body, body(7));
 }
+
+/// A file named like an inbox file that this version cannot read (a newer format, say) is left
+/// alone: never removed, and the queue's other messages still flow.
+#[tokio::test]
+async fn an_inbox_file_this_version_cannot_read_is_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let queue = EmbeddedQueue::open(options(dir.path())).unwrap();
+    queue.send(body(1)).await.unwrap();
+    let foreign = inbox::dir_of(&dir.path().join("queue.db"))
+        .join(format!("{}.ibx", uuid::Uuid::now_v7().simple()));
+    std::fs::write(&foreign, b"hookbridge-ibx9\nsomething newer").unwrap();
+    assert_eq!(drain(&queue).await, vec![body(1)]);
+    // An absence: wait past the next sweep, then look.
+    tokio::time::sleep(super::import::SWEEP_INTERVAL + Duration::from_millis(100)).await;
+    drain(&queue).await;
+    assert!(foreign.exists());
+    queue.send(body(2)).await.unwrap();
+    assert_eq!(drain(&queue).await, vec![body(2)]);
+}

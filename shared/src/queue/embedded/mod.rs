@@ -181,7 +181,7 @@ CREATE TABLE IF NOT EXISTS inbox_files (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     name TEXT NOT NULL UNIQUE,
     imported_to INTEGER NOT NULL,
-    sealed INTEGER NOT NULL DEFAULT 0
+    sealed INTEGER NOT NULL DEFAULT 0 -- 0 live, 1 sealed, 2 unreadable (import.rs)
 );
 CREATE TABLE IF NOT EXISTS dead_letters (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
