@@ -193,7 +193,7 @@ impl Envelope {
 }
 
 /// A webhook body known to be one JSON object, as received: the ingest validates it once and
-/// writes its bytes into the queue message as they are (README, "Performance").
+/// writes its bytes into the queue message as they are (README, "Benchmarks").
 #[derive(Debug, Clone)]
 pub struct JsonObject(Bytes);
 

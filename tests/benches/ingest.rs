@@ -265,7 +265,7 @@ const DELIVERIES: u64 = 2000;
 const ROUNDS: usize = 2;
 
 /// Both servers under the same wrk load; the ratio between them is the figure to watch (README,
-/// "Performance").
+/// "Benchmarks").
 async fn throughput(connections: usize, duration: Duration) {
     let requests: Vec<Vec<u8>> = (0..DELIVERIES)
         .map(|n| {

@@ -1,5 +1,5 @@
 //! Where sends land: append-only inbox files, one per open queue, written in groups and fsync'd
-//! before any sender is answered (README, "Performance").
+//! before any sender is answered (README, "Architecture": the embedded queue on disk).
 //!
 //! Why not straight into SQLite: an SQLite commit copies each body into its write-ahead log and,
 //! at the next checkpoint, into the database file, each copy with its own fsyncs and page

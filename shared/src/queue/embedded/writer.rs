@@ -19,7 +19,7 @@ const MAX_GROUP: usize = 1024;
 const MAX_GROUP_BYTES: usize = 64 * 1024 * 1024;
 /// How long the writer waits for more sends after the first of a group, when more are coming
 /// (the last group was not alone). Fewer, larger groups cost fewer fsyncs per send; measured with
-/// `make bench` (README, "Performance").
+/// `make bench` (README, "Benchmarks").
 const GATHER: Duration = Duration::from_micros(1000);
 
 /// One send waiting for the writer.
