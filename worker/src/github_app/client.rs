@@ -33,7 +33,7 @@ use serde::Deserialize;
 use url::Url;
 
 use super::auth::{AppCredentials, InstallationTokens};
-use super::{GithubAppError, Reply, classify, exchange, message};
+use super::{Failed, GithubAppError, Reply, classify, exchange, message};
 
 /// How long one request may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
@@ -373,24 +373,6 @@ impl GithubApp {
         Err(Failed::Error(GithubAppError::Other(
             "no answer after a token refresh".into(),
         )))
-    }
-}
-
-/// Why [`GithubApp::send`] did not succeed: a status the caller reads itself (404, 422), or an
-/// error.
-enum Failed {
-    Status(StatusCode, String),
-    Error(GithubAppError),
-}
-
-impl Failed {
-    fn into_error(self) -> GithubAppError {
-        match self {
-            Self::Status(status, body) => {
-                GithubAppError::Other(format!("{} {}", status.as_u16(), message(&body)))
-            }
-            Self::Error(error) => error,
-        }
     }
 }
 

@@ -66,6 +66,24 @@ impl GithubAppError {
     }
 }
 
+/// Why a request to GitHub did not succeed: a status its caller reads itself (a 404 or 422 that
+/// means something to it), or an error. Shared by the App's client and the Jira → GitHub client.
+pub(crate) enum Failed {
+    Status(StatusCode, String),
+    Error(GithubAppError),
+}
+
+impl Failed {
+    pub(crate) fn into_error(self) -> GithubAppError {
+        match self {
+            Self::Status(status, body) => {
+                GithubAppError::Other(format!("{} {}", status.as_u16(), message(&body)))
+            }
+            Self::Error(error) => error,
+        }
+    }
+}
+
 /// GitHub's `message` from an error body, cut short (it names no secret, but may be long).
 pub(crate) fn message(body: &str) -> String {
     let message = serde_json::from_str::<serde_json::Value>(body)

@@ -28,7 +28,7 @@ use serde_json::{Value, json};
 use url::Url;
 
 use crate::github_app::{
-    AppCredentials, GithubAppError, InstallationTokens, Reply, classify, exchange, message,
+    AppCredentials, Failed, GithubAppError, InstallationTokens, Reply, classify, exchange,
 };
 
 /// How long one request may take.
@@ -104,23 +104,6 @@ impl std::fmt::Debug for GithubIssues {
             .field("api", &self.api.as_str())
             .field("auth", &auth)
             .finish()
-    }
-}
-
-/// Why a request did not succeed: a status the caller reads itself, or an error.
-enum Failed {
-    Status(StatusCode, String),
-    Error(GithubAppError),
-}
-
-impl Failed {
-    fn into_error(self) -> GithubAppError {
-        match self {
-            Self::Status(status, body) => {
-                GithubAppError::Other(format!("{} {}", status.as_u16(), message(&body)))
-            }
-            Self::Error(error) => error,
-        }
     }
 }
 
