@@ -22,7 +22,7 @@ const INTERVAL: Duration = Duration::from_millis(200);
 const RESTART_BYTES: u64 = 4 * 1024 * 1024;
 
 /// The write-ahead log of the database at `path`.
-fn log_of(path: &Path) -> PathBuf {
+pub(super) fn log_of(path: &Path) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
     name.push("-wal");
     PathBuf::from(name)

@@ -292,8 +292,6 @@ impl EmbeddedQueue {
     /// Bytes the queue takes on disk: its database, write-ahead log and inbox files.
     pub fn disk_bytes(&self) -> u64 {
         let size = |path: &Path| std::fs::metadata(path).map_or(0, |m| m.len());
-        let mut wal = self.inner.path.as_os_str().to_owned();
-        wal.push("-wal");
         let inbox = std::fs::read_dir(&self.inner.inbox_dir).map_or(0, |entries| {
             entries
                 .flatten()
@@ -301,7 +299,7 @@ impl EmbeddedQueue {
                 .map(|m| m.len())
                 .sum()
         });
-        size(&self.inner.path) + size(Path::new(&wal)) + inbox
+        size(&self.inner.path) + size(&checkpoints::log_of(&self.inner.path)) + inbox
     }
 
     /// The bytes `body` takes in the queue: all of them, as they are.
