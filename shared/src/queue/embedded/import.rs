@@ -78,6 +78,9 @@ fn on_disk(dir: &Path) -> Result<Vec<OnDisk>, QueueError> {
             size: metadata.len(),
         });
     }
+    // A directory read while entries are renamed into it may name one twice.
+    files.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+    files.dedup_by(|a, b| a.name == b.name);
     Ok(files)
 }
 
@@ -243,7 +246,11 @@ fn remove_consumed(
             .optional()
             .map_err(unavailable)?
             .unwrap_or(LIVE);
-        let gone = !present.contains(name.as_str());
+        // A listing taken while other files are renamed into the directory is not a promise
+        // that a missing name is gone: a row is forgotten only for a file that is surely absent
+        // (forgetting a file that is still there would import its records again).
+        let gone = !present.contains(name.as_str())
+            && matches!(std::fs::symlink_metadata(dir.join(name)), Err(e) if e.kind() == io::ErrorKind::NotFound);
         if state != SEALED && !gone {
             continue;
         }
