@@ -8,7 +8,8 @@
 //! trying again (see `pipeline`).
 //!
 //! # Layout
-//! - `client`: [`JiraClient`] and the value types its calls return.
+//! - `client`: [`JiraClient`] and the value types its calls return; how one request is sent,
+//!   classified and retried (`client/send.rs`) apart from the calls themselves.
 //! - `error`: [`JiraError`], sorted by what the caller should do (`is_transient`, `retry_after`,
 //!   `proves_nothing_happened`), and the one-line rendering of Jira's error bodies.
 //! - [`health`]: [`health::JiraHealth`], whether Jira takes requests at all (credentials,
