@@ -560,7 +560,7 @@ impl JiraFake {
         let mut data = self.data();
         let data = &mut *data;
         let at = data.clock.tick();
-        let id = super::comment_id(data, key, index);
+        let id = super::comments::comment_id(data, key, index);
         let issue = data.issues.get(key).expect("no such issue");
         let body = issue.comments.get(index).expect("no such comment");
         let base = &self.shared.base_url;
