@@ -166,7 +166,11 @@ fn take(
     };
     let from = entry.map_or(0, |k| k.imported_to);
     let sealed = inbox::is_sealed(&file).map_err(|e| io_error("lock", &path, &e))?;
-    let (records, end) = match inbox::scan(&file, from) {
+    if sealed && entry.is_none_or(|k| !k.sealed) {
+        // Its writer is gone, maybe before its last fsync: what is taken must be on disk first.
+        file.sync_data().map_err(|e| io_error("sync", &path, &e))?;
+    }
+    let (records, end) = match inbox::scan(&file, from, sealed) {
         Ok(found) => found,
         Err(e) if e.kind() == io::ErrorKind::InvalidData => {
             tracing::error!(file = %path.display(), error = %e,

@@ -7,10 +7,16 @@
 //! sends. Consumers move the records' *places* (not their bytes) into SQLite's `messages` table
 //! ([`super::import`]), and read the bytes back from here when they receive a message.
 //!
-//! Format: a [`MAGIC`] header, then records `[len u32][crc32 u32][codec u8][sent_at i64][id 16 B]
+//! Format: a header — [`MAGIC`], then the *durable length* `[u64][crc32 of it]` — then records `[len u32][crc32 u32][codec u8][sent_at i64][id 16 B]
 //! [body]`, little-endian, where `len` counts the bytes after the CRC and the CRC covers them. A
 //! record that is short or fails its CRC ends the readable part of a file: it was being written
 //! when its process died, and was never acknowledged (the answer waits for the fsync).
+//!
+//! Durable length: after each group's `fdatasync` the writer stores, in the header, how far the
+//! file is on disk (a plain write into the page cache, no second fsync). While the writer lives,
+//! consumers take records only up to that length, so nothing is imported — and possibly handed to
+//! Jira — that a power failure could still take back. Once the writer is gone (the file is
+//! sealed), the consumer that seals it fsyncs the file itself and takes every complete record.
 //!
 //! Ownership: the process writing a file holds an exclusive `flock` on it for as long as it may
 //! append. A file nobody holds is *sealed*: it will not grow again, so once every record in it is
@@ -26,7 +32,11 @@ use std::path::{Path, PathBuf};
 use super::codec::Stored;
 
 /// The first bytes of every inbox file (and its format's version).
-pub(super) const MAGIC: &[u8; 16] = b"hookbridge-ibx1\n";
+pub(super) const MAGIC: &[u8; 16] = b"hookbridge-ibx2\n";
+
+/// The header: [`MAGIC`], the durable length (u64) and its CRC-32 (a read that races the
+/// writer's update sees a mismatch rather than a wrong length).
+pub(super) const HEADER_LEN: usize = MAGIC.len() + 8 + 4;
 
 /// Bytes before a record's body: len, crc, codec, sent_at, id.
 pub(super) const RECORD_HEAD: usize = 4 + 4 + 1 + 8 + 16;
@@ -105,7 +115,7 @@ impl InboxWriter {
             // Dropping the old file releases its lock: it is sealed.
             self.file = None;
             self.file = Some(self.create()?);
-            self.len = MAGIC.len() as u64;
+            self.len = HEADER_LEN as u64;
         }
         let file = self.file.as_mut().expect("opened above");
         let mut slices: Vec<IoSlice<'_>> = self
@@ -128,6 +138,7 @@ impl InboxWriter {
         }
         file.sync_data()?;
         self.len += total as u64;
+        file.write_all_at(&durable_length(self.len), MAGIC.len() as u64)?;
         Ok(())
     }
 
@@ -137,18 +148,30 @@ impl InboxWriter {
         let stem = uuid::Uuid::now_v7().simple().to_string();
         let temporary = self.dir.join(format!("{stem}.tmp"));
         let path = self.dir.join(format!("{stem}.{EXTENSION}"));
+        // Not `O_APPEND`: Linux would append the header's updates (`pwrite`) too. Records go
+        // through the file position, which only this writer moves.
         let mut file = OpenOptions::new()
             .create_new(true)
-            .append(true)
+            .write(true)
             .read(true)
             .open(&temporary)?;
         file.lock()?;
         file.write_all(MAGIC)?;
+        file.write_all(&durable_length(HEADER_LEN as u64))?;
         file.sync_data()?;
         std::fs::rename(&temporary, &path)?;
         File::open(&self.dir)?.sync_all()?;
         Ok(file)
     }
+}
+
+/// The header's durable-length field: the length and its CRC-32.
+fn durable_length(len: u64) -> [u8; 12] {
+    let mut field = [0u8; 12];
+    field[..8].copy_from_slice(&len.to_le_bytes());
+    let crc = crc32fast::hash(&field[..8]);
+    field[8..].copy_from_slice(&crc.to_le_bytes());
+    field
 }
 
 /// A record's head: its length, the CRC of everything after the CRC (head fields and body), the
@@ -181,26 +204,42 @@ pub(super) struct Found {
 }
 
 /// How much of a file is readable records: the records from `from` on, and the offset after the
-/// last one. Stops at the end of the file or at the first short or damaged record.
+/// last one. Stops at the end of the file or at the first short or damaged record; in a file
+/// still being written (`sealed` false), also at the durable length its writer last stored.
 ///
 /// # Errors
 /// The I/O error, or a file that is not an inbox file (wrong header).
-pub(super) fn scan(file: &File, from: u64) -> io::Result<(Vec<Found>, u64)> {
+pub(super) fn scan(file: &File, from: u64, sealed: bool) -> io::Result<(Vec<Found>, u64)> {
     let size = file.metadata()?.len();
-    let mut offset = from.max(MAGIC.len() as u64);
-    if from == 0 {
-        let mut magic = [0u8; MAGIC.len()];
-        if size < MAGIC.len() as u64 {
-            return Ok((Vec::new(), 0));
-        }
-        file.read_exact_at(&mut magic, 0)?;
-        if &magic != MAGIC {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "not an inbox file (unknown header)",
-            ));
-        }
+    let mut offset = from.max(HEADER_LEN as u64);
+    if size < HEADER_LEN as u64 {
+        // Renamed into place only after its header was written: a file this short is not ours.
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "not an inbox file (too short for its header)",
+        ));
     }
+    let mut header = [0u8; HEADER_LEN];
+    file.read_exact_at(&mut header, 0)?;
+    if &header[..MAGIC.len()] != MAGIC {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "not an inbox file (unknown header)",
+        ));
+    }
+    let size = if sealed {
+        size
+    } else {
+        let field = &header[MAGIC.len()..];
+        let durable = u64::from_le_bytes(field[..8].try_into().expect("8 bytes"));
+        let crc = u32::from_le_bytes(field[8..].try_into().expect("4 bytes"));
+        if crc32fast::hash(&field[..8]) == crc {
+            size.min(durable)
+        } else {
+            // Read while the writer was updating it: nothing new this time.
+            offset
+        }
+    };
     let mut found = Vec::new();
     let mut buf = Vec::new();
     while offset + 8 <= size {
@@ -232,7 +271,7 @@ pub(super) fn scan(file: &File, from: u64) -> io::Result<(Vec<Found>, u64)> {
 ///
 /// # Errors
 /// The I/O error, or [`io::ErrorKind::InvalidData`] when the bytes there are not that record any
-/// more (lost in a power failure before their fsync: they were never acknowledged).
+/// more (changed or lost on disk: records are taken only once durable, see the module docs).
 pub(super) fn read_body(file: &File, offset: u64, len: u32) -> io::Result<Vec<u8>> {
     let mut prefix = [0u8; 8];
     file.read_exact_at(&mut prefix, offset)?;

@@ -130,14 +130,11 @@ async fn a_record_cut_short_by_a_crash_ends_its_file_and_is_never_delivered() {
     let file = inbox_files(dir.path()).pop().expect("an inbox file");
     let whole = std::fs::read(&file).unwrap();
     // The start of a copy of the last record: its head and half its body.
-    let last_record = 8 + u32::from_le_bytes(whole[16..20].try_into().unwrap()) as usize;
-    let torn = &whole[whole.len() - last_record..whole.len() - last_record / 2];
-    std::fs::OpenOptions::new()
-        .append(true)
-        .open(&file)
-        .unwrap()
-        .write_all(torn)
-        .unwrap();
+    let last_record = 8 + record_len(&whole, inbox::HEADER_LEN);
+    append(
+        &file,
+        &whole[whole.len() - last_record..whole.len() - last_record / 2],
+    );
     let consumer = EmbeddedQueue::open(options(dir.path())).unwrap();
     let mut received = drain(&consumer).await;
     received.sort();
@@ -148,6 +145,58 @@ async fn a_record_cut_short_by_a_crash_ends_its_file_and_is_never_delivered() {
         inbox_files(dir.path()).is_empty()
     })
     .await;
+}
+
+/// A record past the durable length its writer stored (written, not yet fsync'd: a power
+/// failure could still take it back) is not taken while its writer lives; once the writer is
+/// gone, the file is made durable and the record delivered.
+#[tokio::test]
+async fn records_past_the_durable_length_wait_for_the_fsync_or_the_writers_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let sender = EmbeddedQueue::open(options(dir.path())).unwrap();
+    for n in 0..2 {
+        sender.send(body(n)).await.unwrap();
+    }
+    let file = inbox_files(dir.path()).pop().expect("an inbox file");
+    let whole = std::fs::read(&file).unwrap();
+    // A copy of the last record under a new id, appended as a write not yet made durable.
+    let first_len = 8 + record_len(&whole, inbox::HEADER_LEN);
+    let second_len = 8 + record_len(&whole, inbox::HEADER_LEN + first_len);
+    let mut record = whole[whole.len() - second_len..].to_vec();
+    record[17..33].copy_from_slice(uuid::Uuid::now_v7().as_bytes());
+    let crc = crc32fast::hash(&record[8..]);
+    record[4..8].copy_from_slice(&crc.to_le_bytes());
+    append(&file, &record);
+    let consumer = EmbeddedQueue::open(options(dir.path())).unwrap();
+    let mut received = drain(&consumer).await;
+    received.sort();
+    assert_eq!(
+        received,
+        vec![body(0), body(1)],
+        "only what the writer made durable"
+    );
+    drop(sender);
+    assert_eq!(
+        drain(&consumer).await,
+        vec![body(1)],
+        "the copy, once its writer is gone"
+    );
+}
+
+/// The length after the CRC of the record at `offset` of an inbox file's bytes (all records of
+/// these tests' files are alike in length: `body(n)` for a one-digit `n`).
+fn record_len(bytes: &[u8], offset: usize) -> usize {
+    u32::from_le_bytes(bytes[offset..offset + 4].try_into().unwrap()) as usize
+}
+
+/// Appends `bytes` to the file at `path`, as a writer's `write` would before its fsync.
+fn append(path: &Path, bytes: &[u8]) {
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(path)
+        .unwrap()
+        .write_all(bytes)
+        .unwrap();
 }
 
 /// Bytes changed on disk under an imported record: the message is dead-lettered with the reason
@@ -162,7 +211,7 @@ async fn a_damaged_record_is_dead_lettered_with_the_reason() {
     let file = inbox_files(dir.path()).pop().expect("an inbox file");
     let mut bytes = std::fs::read(&file).unwrap();
     // A byte in the middle of the first record's body.
-    bytes[inbox::MAGIC.len() + inbox::RECORD_HEAD + 100] ^= 0xff;
+    bytes[inbox::HEADER_LEN + inbox::RECORD_HEAD + 100] ^= 0xff;
     std::fs::write(&file, bytes).unwrap();
     assert_eq!(drain(&queue).await, vec![body(2)]);
     let dead = queue.dead_letter_by_id(&id).await.unwrap();
