@@ -90,6 +90,8 @@ struct Inner {
     poll_interval: Duration,
     /// Group commits made by this process (for metrics and the benchmark).
     commits: Arc<AtomicU64>,
+    /// Which sends are compressed, as the writer finds the disk ([`codec::Compression`]).
+    compression: Arc<codec::Compression>,
     /// Where this queue's inbox files are ([`inbox`]).
     inbox_dir: PathBuf,
     /// When this process next looks for inbox files to seal or remove (ms since the epoch).
@@ -254,10 +256,18 @@ impl EmbeddedQueue {
         let writer_notify = notify.clone();
         let commits = Arc::new(AtomicU64::new(0));
         let writer_commits = commits.clone();
+        let compression = Arc::new(codec::Compression::new());
+        let writer_compression = compression.clone();
         std::thread::Builder::new()
             .name("hookbridge-queue-writer".into())
             .spawn(move || {
-                group_commit_writer(inbox_writer, rx, writer_notify, writer_commits);
+                group_commit_writer(
+                    inbox_writer,
+                    rx,
+                    writer_notify,
+                    writer_commits,
+                    &writer_compression,
+                );
             })
             .map_err(unavailable)?;
         let checkpoint_conn = open_connection(&options.path)?;
@@ -279,6 +289,7 @@ impl EmbeddedQueue {
                 max_receive_count: options.max_receive_count.max(1),
                 poll_interval: options.poll_interval,
                 commits,
+                compression,
                 inbox_dir,
                 next_sweep: AtomicU64::new(0),
             }),
@@ -322,7 +333,7 @@ impl EmbeddedQueue {
             .writer
             .send(WriteJob {
                 // Compressed here, on the sender's thread: the writer thread is shared by all.
-                body: codec::pack(body),
+                body: self.inner.compression.pack(body),
                 reply,
             })
             .map_err(|_| unavailable("queue writer stopped"))?;

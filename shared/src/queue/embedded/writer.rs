@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc as std_mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, oneshot};
 
@@ -17,9 +17,11 @@ use crate::queue::QueueError;
 const MAX_GROUP: usize = 1024;
 /// Most bytes one group commit writes (a single larger message still goes alone).
 const MAX_GROUP_BYTES: usize = 64 * 1024 * 1024;
-/// How long the writer waits for more sends after the first of a group, when more are coming
-/// (the last group was not alone). Fewer, larger groups cost fewer fsyncs per send; measured with
-/// `make bench` (README, "Benchmarks").
+/// Under load (the last group was not alone), the least time from taking one group to taking the
+/// next: sends gather for what is left of it. Fewer, larger groups cost fewer fsyncs per send; on
+/// a disk whose fsync alone takes longer, sends have gathered meanwhile and the writer does not
+/// wait at all (a fixed wait would add to every send's latency). Measured with `make bench`
+/// (README, "Benchmarks").
 const GATHER: Duration = Duration::from_micros(1000);
 
 /// One send waiting for the writer.
@@ -35,16 +37,23 @@ pub(super) fn group_commit_writer(
     rx: std_mpsc::Receiver<WriteJob>,
     notify: Arc<Notify>,
     commits: Arc<AtomicU64>,
+    compression: &codec::Compression,
 ) {
     let mut busy = false;
+    let mut last_taken = Instant::now();
     while let Ok(first) = rx.recv() {
         let mut bytes = first.body.bytes.len();
         let mut group = vec![first];
-        // Under load, let more sends gather for a moment. Asleep rather than waiting on the
-        // channel: a waiting receiver is woken (a futex call and a context switch) by every send.
+        // Under load, let more sends gather for what is left of the cycle. Asleep rather than
+        // waiting on the channel: a waiting receiver is woken (a futex call and a context switch)
+        // by every send.
         if busy {
-            std::thread::sleep(GATHER);
+            let left = GATHER.saturating_sub(last_taken.elapsed());
+            if !left.is_zero() {
+                std::thread::sleep(left);
+            }
         }
+        last_taken = Instant::now();
         while group.len() < MAX_GROUP && bytes < MAX_GROUP_BYTES {
             match rx.try_recv() {
                 Ok(job) => {
@@ -68,6 +77,7 @@ pub(super) fn group_commit_writer(
             .collect();
         let result = inbox.append(&records);
         drop(records);
+        compression.observe(busy);
         commits.fetch_add(1, Ordering::Relaxed);
         match result {
             Ok(()) => {
