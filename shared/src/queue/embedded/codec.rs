@@ -3,8 +3,9 @@
 //! every other body under load ([`Compression`]). The disk then takes a third of the bytes, and
 //! the compression itself runs on the sender's thread, not on the one writer thread.
 //!
-//! Each record's codec (and the `codec` column of `messages`) says which it is, so a file written before compression existed (every row
-//! `raw`) reads as it always did, and anything a sender puts in comes back byte for byte.
+//! Each record's codec (and the `codec` column of `messages`) says which it is, so a file written
+//! before compression existed (every row `raw`) reads as it always did, and anything a sender
+//! puts in comes back byte for byte.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -24,7 +25,7 @@ const MAX_COMPRESSED: usize = 1024 * 1024;
 /// under load, measured) and saves the disk two thirds of the bytes. Under load (the writer's
 /// groups are not alone) every other body is compressed: on 2 vCPUs the CPU and the disk then
 /// run out at about the same rate, where compressing all of them left the CPU the limit and none
-/// of them the disk (README, "Benchmarks": 0.47–0.49× → 0.51–0.53× of the bare server). Outside
+/// of them the disk (README, "Benchmarks": 0.45–0.50× → 0.48–0.53× of the bare server). Outside
 /// load every body that shrinks is compressed, so a backlog takes the least disk.
 pub(super) struct Compression {
     under_load: AtomicBool,

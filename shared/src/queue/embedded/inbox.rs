@@ -7,8 +7,8 @@
 //! sends. Consumers move the records' *places* (not their bytes) into SQLite's `messages` table
 //! ([`super::import`]), and read the bytes back from here when they receive a message.
 //!
-//! Format: a header — [`MAGIC`], then the *durable length* `[u64][crc32 of it]` — then records `[len u32][crc32 u32][codec u8][sent_at i64][id 16 B]
-//! [body]`, little-endian, where `len` counts the bytes after the CRC and the CRC covers them. A
+//! Format: a header — [`MAGIC`], then the *durable length* `[u64][crc32 of it]` — then records
+//! `[len u32][crc32 u32][codec u8][sent_at i64][id 16 B][body]`, little-endian, where `len` counts the bytes after the CRC and the CRC covers them. A
 //! record that is short or fails its CRC ends the readable part of a file: it was being written
 //! when its process died, and was never acknowledged (the answer waits for the fsync).
 //!

@@ -90,7 +90,7 @@ struct Inner {
     poll_interval: Duration,
     /// Group commits made by this process (for metrics and the benchmark).
     commits: Arc<AtomicU64>,
-    /// Which sends are compressed, as the writer finds the disk ([`codec::Compression`]).
+    /// Which sends are compressed, as the writer finds the load ([`codec::Compression`]).
     compression: Arc<codec::Compression>,
     /// Where this queue's inbox files are ([`inbox`]).
     inbox_dir: PathBuf,
