@@ -8,9 +8,10 @@
 //! ([`super::import`]), and read the bytes back from here when they receive a message.
 //!
 //! Format: a header — [`MAGIC`], then the *durable length* `[u64][crc32 of it]` — then records
-//! `[len u32][crc32 u32][codec u8][sent_at i64][id 16 B][body]`, little-endian, where `len` counts the bytes after the CRC and the CRC covers them. A
-//! record that is short or fails its CRC ends the readable part of a file: it was being written
-//! when its process died, and was never acknowledged (the answer waits for the fsync).
+//! `[len u32][crc32 u32][codec u8][sent_at i64][id 16 B][body]`, little-endian, where `len`
+//! counts the bytes after the CRC and the CRC covers them. A record that is short or fails its CRC
+//! ends the readable part of a file: it was being written when its process died, and was never
+//! acknowledged (the answer waits for the fsync).
 //!
 //! Durable length: after each group's `fdatasync` the writer stores, in the header, how far the
 //! file is on disk (a plain write into the page cache, no second fsync). While the writer lives,
