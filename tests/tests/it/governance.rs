@@ -330,11 +330,21 @@ async fn two_workers_and_the_cli_keep_every_audit_chain_valid() {
         let (exit, output) = done.expect("join");
         assert!(exit.success(), "{}", output.join("\n"));
     }
+    // What the workers said beyond routine work: the first thing to read when a check fails.
+    let remarks = |workers: &[Proc]| {
+        workers
+            .iter()
+            .flat_map(Proc::output)
+            .filter(|l| !l.contains(r#""level":"INFO""#) || l.contains("given back"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
     let deadline = Instant::now() + PATIENCE;
     while q.depth().await.unwrap_or(1) > 0 {
         assert!(
             Instant::now() < deadline,
-            "the workers did not empty the queue"
+            "the workers did not empty the queue; workers:\n{}",
+            remarks(&workers)
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -347,21 +357,12 @@ async fn two_workers_and_the_cli_keep_every_audit_chain_valid() {
             worker.output().join("\n")
         );
     }
-    // What the workers said beyond routine work: the first thing to read when a check below fails.
-    let remarks = || {
-        workers
-            .iter()
-            .flat_map(Proc::output)
-            .filter(|l| !l.contains(r#""level":"INFO""#) || l.contains("given back"))
-            .collect::<Vec<_>>()
-            .join("\n")
-    };
     let (exit, output) = hookbridge(&["audit", "verify", "--json"], &[data]).await;
     assert!(
         exit.success(),
         "{}\nworkers:\n{}",
         output.join("\n"),
-        remarks()
+        remarks(&workers)
     );
     let report = json_line(&output);
     let records = hookbridge_tests::audit::records(&dir.path().join("audit"));
@@ -392,7 +393,7 @@ async fn two_workers_and_the_cli_keep_every_audit_chain_valid() {
         accepted.len(),
         154,
         "every event accepted ({attempts} attempts); workers:\n{}",
-        remarks()
+        remarks(&workers)
     );
 }
 
